@@ -1,0 +1,45 @@
+"""Errors a user can act on. The command line prints them without a traceback and exits with code 2."""
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class MarlbenchError(Exception):
+    """Base class: bad input or an impossible request, explained in the message."""
+
+
+class UnknownNameError(MarlbenchError, KeyError):
+    """An algorithm, task, environment or config key that is not registered."""
+
+    def __init__(self, kind: str, name: str, known: Iterable[str], hint: str = ""):
+        known = sorted(known)
+        close = difflib.get_close_matches(name, known, n=5, cutoff=0.4)
+        msg = f"unknown {kind} {name!r}."
+        if close:
+            msg += " Did you mean: " + ", ".join(close) + "?"
+        elif known:
+            msg += " Known: " + ", ".join(known[:30]) + (" ..." if len(known) > 30 else "")
+        if hint:
+            msg += " " + hint
+        super().__init__(msg)
+        self.kind, self.name, self.close = kind, name, close
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return self.args[0]
+
+
+class ConfigError(MarlbenchError):
+    """A config value or override that does not fit the config's schema."""
+
+
+class DatasetError(MarlbenchError):
+    """A dataset file that is missing, truncated, corrupt, or does not match its task."""
+
+
+class IncompatibleError(MarlbenchError):
+    """An algorithm/task pairing the algorithm cannot run (for example continuous-only on discrete actions)."""
+
+
+class UnavailableError(MarlbenchError):
+    """A task that is registered but cannot run on this machine (missing simulator or dataset)."""
