@@ -1,0 +1,161 @@
+"""MAC-Flow (continuous actions): Lee, Lee & Zhang, "Multi-Agent Coordination via Flow Matching", ICLR 2026.
+
+Stage I   joint flow BC over the joint action, Eq. (6); Euler sampler with M steps, Alg. 2.
+Critic    individual Q_i(o_i, a_i), an ensemble of 2 aggregated by the mean (App. E), Q_tot = mean_i Q_i (average
+          mixer, IGM); TD targets use next actions sampled from the flow (Alg. 1); Polyak target.
+Stage II  one-step policies mu_w_i(o_i, z_i) trained with -Q_tot + alpha * distillation toward the flow with the
+          SAME noise z (Eq. 9). Deployment uses only the one-step policies (decentralised, one network call).
+
+All three losses are summed and take one backward pass and one Adam step on the same batch, as the reference
+code does (App. E's "alternate" updates share the batch; the critic term is blocked from the actor loss).
+Deviations of the reference code are options here, never silent: see the fields marked "reference code".
+"""
+from __future__ import annotations
+
+import copy
+import itertools
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from marlbench.algorithm import Algorithm
+from marlbench.config import AlgoConfig
+from marlbench.data.sampler import Batch
+from marlbench.nn import AgentMLP, EnsembleMLP, make_adam, polyak_update
+
+
+@dataclass
+class MACFlowConfig(AlgoConfig):
+    alpha: float = 3.0  # distillation coefficient of Eq. (9) (App. G.4; reference code default 1.0)
+    flow_steps: int = 10  # Euler steps M (App. E, Alg. 2)
+    critic_ensemble: int = 2
+    q_aggregation: Literal["mean", "min"] = "mean"  # App. E: mean(Q1, Q2), not min, to avoid over-pessimism
+    normalize_q_loss: bool = True  # divide the Q term by detached mean |Q_tot| (reference code / FQL default)
+    # "mixed": TD on Q_tot = mean_i Q_i with the mean team reward (App. E average mixer; reference code).
+    # "individual": per-agent TD with r_i, as Alg. 1 is written.
+    td_target: Literal["mixed", "individual"] = "mixed"
+    # Eq. (9) sums squared errors over agents and action dims; the reference code averages them ("mean").
+    distill_reduction: Literal["sum", "mean"] = "sum"
+    flow: Literal["joint", "individual"] = "joint"  # Stage I over the joint action (Eq. 6) or per agent (reference)
+    next_actions: Literal["flow", "onestep"] = "flow"  # TD next actions from the flow (Alg. 1) or one-step (reference)
+    actor_layer_norm: bool = True  # paper App. E: LayerNorm everywhere; reference code: False for actors
+
+    def validate(self) -> None:
+        from marlbench.errors import ConfigError
+
+        if self.flow_steps < 1 or self.critic_ensemble < 1 or self.alpha < 0:
+            raise ConfigError("macflow needs flow_steps >= 1, critic_ensemble >= 1 and alpha >= 0")
+
+
+class MACFlow(Algorithm, name="macflow", continuous=True, discrete=False):
+    """MAC-Flow: joint flow BC distilled into decentralised one-step policies under an IGM critic."""
+
+    Config = MACFlowConfig
+
+    def __init__(self, spec, cfg: MACFlowConfig, device="cpu"):
+        super().__init__(spec, cfg, device)
+        n, do, da, h = spec.n_agents, spec.obs_dim, spec.action_dim, cfg.hidden_dims
+        shared, ln = cfg.share_parameters, cfg.layer_norm
+        if cfg.flow == "joint":  # v_phi(t, o, x) over the whole joint action
+            self.flow = EnsembleMLP(1, n * do + n * da + 1, h, n * da, ln)
+        else:
+            self.flow = AgentMLP(n, do + da + 1, h, da, shared=shared, layer_norm=ln)
+        self.critic = AgentMLP(n, do + da, h, 1, members=cfg.critic_ensemble, shared=shared, layer_norm=ln)
+        self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
+        self.actor = AgentMLP(n, do + da, h, da, shared=shared, layer_norm=cfg.actor_layer_norm)
+        self.to(self.device)
+        params = itertools.chain(self.flow.parameters(), self.critic.parameters(), self.actor.parameters())
+        self.optimizer = make_adam(params, cfg.lr, cfg.adam_eps)
+
+    # -- Stage I: the flow policy
+    def velocity(self, obs: Tensor, x: Tensor, t: Tensor) -> Tensor:
+        """v_phi(t, o, x) for obs [B,N,do], x [B,N,da], t [B,1,1] -> [B,N,da]."""
+        b, n, da = x.shape
+        if self.cfg.flow == "joint":
+            return self.flow(torch.cat([obs.flatten(1), x.flatten(1), t.flatten(1)], -1))[0].view(b, n, da)
+        return self.flow(torch.cat([obs, x, t.expand(b, n, 1)], -1))[0]
+
+    @torch.no_grad()
+    def flow_actions(self, obs: Tensor, noise: Tensor) -> Tensor:
+        """mu_phi(o, z): Euler integration of the flow from z over M steps (Alg. 2), clipped to the action box."""
+        x, m = noise, self.cfg.flow_steps
+        t = torch.zeros(x.shape[0], 1, 1, device=x.device)
+        for _ in range(m):
+            x = x + self.velocity(obs, x, t) / m
+            t = t + 1.0 / m
+        return x.clamp(self.spec.action_low, self.spec.action_high)
+
+    def one_step(self, obs: Tensor, noise: Tensor) -> Tensor:
+        """mu_w_i(o_i, z_i) for every agent at once (unclipped)."""
+        return self.actor(torch.cat([obs, noise], -1))[0]
+
+    def q_values(self, critic: AgentMLP, obs: Tensor, actions: Tensor) -> Tensor:
+        """Ensemble-aggregated individual Q_i(o_i, a_i): [B, N]."""
+        qs = critic(torch.cat([obs, actions], -1)).squeeze(-1)  # [E, B, N]
+        return qs.mean(0) if self.cfg.q_aggregation == "mean" else qs.min(0).values
+
+    def update(self, batch: Batch) -> dict[str, Tensor]:
+        cfg, obs, actions = self.cfg, batch.obs, batch.actions
+        b = obs.shape[0]
+
+        # Stage I, Eq. (6): x_t = (1-t) x0 + t a, regress a - x0.
+        x0 = torch.randn_like(actions)
+        t = torch.rand(b, 1, 1, device=obs.device)
+        flow_loss = (self.velocity(obs, (1 - t) * x0 + t * actions, t) - (actions - x0)).square().mean()
+
+        # One batch for both Euler chains: next actions for TD (o') and distillation targets (o).
+        noise = torch.randn(2 * b, *actions.shape[1:], device=obs.device)
+        actor_noise = noise[b:]
+        if cfg.next_actions == "flow":
+            sampled = self.flow_actions(torch.cat([batch.next_obs, obs]), noise)
+            next_actions, teacher = sampled[:b], sampled[b:]
+        else:
+            teacher = self.flow_actions(obs, actor_noise)
+            with torch.no_grad():
+                next_actions = self.clip(self.one_step(batch.next_obs, noise[:b]))
+
+        # Critic: TD under the average mixer.
+        with torch.no_grad():
+            next_q = self.q_values(self.target_critic, batch.next_obs, next_actions)  # [B, N]
+            not_done = (1.0 - batch.dones).unsqueeze(-1)
+            if cfg.td_target == "mixed":
+                target = batch.rewards.mean(-1, keepdim=True) + cfg.gamma * not_done * next_q.mean(-1, keepdim=True)
+            else:
+                target = batch.rewards + cfg.gamma * not_done * next_q
+        qs = self.critic(torch.cat([obs, actions], -1)).squeeze(-1)  # [E, B, N]
+        pred = qs.mean(-1, keepdim=True) if cfg.td_target == "mixed" else qs
+        critic_loss = (pred - target).square().mean()
+
+        # Stage II, Eq. (9): -Q_tot(o, mu_w(o, z)) + alpha * ||mu_w(o, z) - mu_phi(o, z)||^2, same z.
+        policy_actions = self.one_step(obs, actor_noise)
+        sq = (policy_actions - teacher).square()
+        distill_loss = sq.sum((1, 2)).mean() if cfg.distill_reduction == "sum" else sq.mean()
+        self.critic.requires_grad_(False)  # the actor's Q term must not train the critic
+        q_tot = self.q_values(self.critic, obs, self.clip(policy_actions)).mean(-1)
+        self.critic.requires_grad_(True)
+        q_loss = -q_tot.mean()
+        if cfg.normalize_q_loss:
+            q_loss = q_loss / q_tot.abs().mean().detach().clamp_min(1e-6)
+        actor_loss = q_loss + cfg.alpha * distill_loss
+
+        self.optimizer.zero_grad(set_to_none=True)
+        (flow_loss + critic_loss + actor_loss).backward()
+        self.optimizer.step()
+        polyak_update(self.target_critic, self.critic, cfg.tau)
+        return {
+            "flow_loss": flow_loss.detach(),
+            "critic_loss": critic_loss.detach(),
+            "distill_loss": distill_loss.detach(),
+            "q_loss": q_loss.detach(),
+            "q_mean": qs.mean().detach(),
+        }
+
+    def clip(self, actions: Tensor) -> Tensor:
+        return actions.clamp(self.spec.action_low, self.spec.action_high)
+
+    @torch.no_grad()
+    def act(self, obs: Tensor, legals: Tensor | None = None) -> Tensor:
+        noise = torch.randn(*obs.shape[:-1], self.spec.action_dim, device=obs.device)
+        return self.clip(self.one_step(obs, noise))

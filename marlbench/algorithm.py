@@ -1,0 +1,83 @@
+"""The base class every algorithm subclasses.
+
+Subclassing registers the algorithm (no edit anywhere else)::
+
+    class MyAlgo(Algorithm, name="myalgo", continuous=True, discrete=False):
+        Config = MyAlgoConfig
+        def __init__(self, spec, cfg, device): ...
+        def update(self, batch): ...        # one gradient step, returns losses as 0-d tensors
+        def act(self, obs, legals=None): ... # decentralised: agent i's action depends on obs[:, i] only
+
+An algorithm holds only its math. Sampling, the step loop, evaluation, timing, checkpoints, logging and seeding
+belong to ``marlbench.protocol``. Modules and optimizers assigned as attributes are checkpointed automatically.
+"""
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from marlbench.config import AlgoConfig
+from marlbench.data.sampler import Batch
+from marlbench.errors import IncompatibleError
+from marlbench.registry import ALGORITHMS
+from marlbench.spec import TaskSpec
+
+
+class Algorithm(nn.Module):
+    name: ClassVar[str] = ""
+    continuous: ClassVar[bool] = False
+    discrete: ClassVar[bool] = False
+    Config: ClassVar[type[AlgoConfig]] = AlgoConfig
+    summary: ClassVar[str] = ""
+
+    def __init_subclass__(cls, name: str | None = None, continuous: bool = False, discrete: bool = False, **kw):
+        super().__init_subclass__(**kw)
+        if name is not None:
+            cls.name, cls.continuous, cls.discrete = name, continuous, discrete
+            cls.summary = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+            ALGORITHMS.register(name, cls)
+
+    def __init__(self, spec: TaskSpec, cfg: AlgoConfig, device: torch.device | str = "cpu"):
+        super().__init__()
+        self.check_compatible(spec)
+        self.spec, self.cfg, self.device = spec, cfg, torch.device(device)
+
+    @classmethod
+    def check_compatible(cls, spec: TaskSpec) -> None:
+        """Refuse impossible pairings with a message that says what would work."""
+        if spec.continuous and not cls.continuous:
+            raise IncompatibleError(
+                f"algorithm {cls.name!r} supports discrete actions only, but task {spec.name!r} has continuous "
+                "actions. Choose a continuous-action algorithm (see `marlbench list algos`)."
+            )
+        if not spec.continuous and not cls.discrete:
+            raise IncompatibleError(
+                f"algorithm {cls.name!r} supports continuous actions only, but task {spec.name!r} has discrete "
+                "actions. Choose a discrete-action algorithm (see `marlbench list algos`)."
+            )
+
+    @abstractmethod
+    def update(self, batch: Batch) -> dict[str, Tensor]:
+        """One gradient step on ``batch``; returns detached 0-d loss tensors (converted only when logged)."""
+
+    @abstractmethod
+    def act(self, obs: Tensor, legals: Tensor | None = None) -> Tensor:
+        """Joint action for obs [B, N, obs_dim]: [B, N, action_dim] floats or [B, N] ints. Decentralised."""
+
+    # -- checkpointing: every nn.Module is in state_dict(); optimizers are found among the attributes
+    def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {k: v for k, v in vars(self).items() if isinstance(v, torch.optim.Optimizer)}
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        return {
+            "modules": self.state_dict(),
+            "optimizers": {k: opt.state_dict() for k, opt in self._optimizers().items()},
+        }
+
+    def load_checkpoint_state(self, state: dict[str, Any]) -> None:
+        self.load_state_dict(state["modules"])
+        for k, opt in self._optimizers().items():
+            opt.load_state_dict(state["optimizers"][k])

@@ -1,0 +1,185 @@
+"""Command line: `marlbench list|run|data|bench`. Usage errors print one clear message and exit with code 2."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from marlbench.errors import MarlbenchError
+
+USAGE_ERROR = 2
+
+
+def _catalog() -> None:
+    import marlbench.catalog  # noqa: F401
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    _catalog()
+    from marlbench.registry import ALGORITHMS, TASKS
+
+    if args.what in ("algos", "all"):
+        print("Algorithms (action spaces):")
+        for name in ALGORITHMS.names():
+            cls = ALGORITHMS.get(name)
+            kinds = "/".join(k for k, ok in (("continuous", cls.continuous), ("discrete", cls.discrete)) if ok)
+            print(f"  {name:<12} {kinds:<20} {cls.summary}")
+    if args.what in ("tasks", "all"):
+        print("Tasks (aliases) - status:")
+        for name in TASKS.names():
+            task = TASKS.get(name)
+            runnable, why = task.status()
+            aliases = ", ".join(TASKS.aliases_of(name))
+            print(f"  {'+' if runnable else '-'} {name:<34} ({aliases}) - {why}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    _catalog()
+    import numpy as np
+
+    from marlbench.config import parse_set_options, resolve
+    from marlbench.executors import run_local
+    from marlbench.protocol import ensure_dataset, resolve_device
+    from marlbench.registry import ALGORITHMS
+    from marlbench.tasks import get_task
+
+    algo_cls, task = ALGORITHMS.get(args.algo), get_task(args.task)
+    if args.seeds < 1:
+        raise MarlbenchError("--seeds must be at least 1")
+    task.require_runnable()
+    algo_cls.check_compatible(task.spec)
+    resolved = resolve(algo_cls, task.benchmark, args.profile, args.steps, parse_set_options(args.set or []))
+    resolve_device(args.device)
+    log = (lambda msg: print(msg, file=sys.stderr)) if args.json else print
+    ensure_dataset(task, log)
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    records = run_local(algo_cls.name, task.name, seeds, resolved, Path(args.results), args.device,
+                        args.workers, show_progress=not args.no_progress)
+    if args.json:
+        print(json.dumps(records, indent=2))
+        return 0
+    print(f"\n{algo_cls.name} on {task.name} - profile {resolved.profile}, {resolved.protocol.steps} steps, "
+          f"{resolved.protocol.eval_episodes} evaluation episodes per seed")
+    print(f"{'seed':>4}  {'return':>9}  {'normalised':>10}  {'inference ms':>12}  {'train s':>8}")
+    for r in records:
+        norm = "n/a" if r["normalised_score"] is None else f"{r['normalised_score']:.1f}"
+        note = "  (already complete)" if r.get("skipped") else ""
+        print(f"{r['seed']:>4}  {r['return_mean']:>9.1f}  {norm:>10}  {r['inference_ms']:>12.3f}  "
+              f"{r['train_seconds']:>8.1f}{note}")
+    for label, key in (("return", "return_mean"), ("normalised", "normalised_score"),
+                       ("inference ms", "inference_ms"), ("train s", "train_seconds")):
+        values = [r[key] for r in records if r[key] is not None]
+        if values:
+            print(f"{label + ':':<14} {np.mean(values):.3f} +- {np.std(values):.3f} (mean +- std over "
+                  f"{len(values)} seeds)")
+    print(f"records: {Path(args.results) / task.name / algo_cls.name / records[0]['run_id']}")
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    _catalog()
+    from marlbench.data.formats.native import load_native, save_native
+    from marlbench.tasks import get_task
+
+    task = get_task(args.task)
+    if args.action == "path":
+        print(task.dataset_path)
+        return 0
+    if args.action == "generate":
+        task.require_runnable()
+        if task.generate is None:
+            raise MarlbenchError(f"task {task.name!r} has no generator; its data comes from `marlbench data download`")
+        if task.dataset_path.exists() and not args.force and args.episodes is None and args.seed == 0:
+            print(f"{task.dataset_path} already exists (use --force to regenerate)")
+            return 0
+        episodes = args.episodes or task.default_episodes
+        dataset = task.generate(episodes, args.seed)
+        out = Path(args.out) if args.out else task.dataset_path
+        if out == task.dataset_path and (args.episodes not in (None, task.default_episodes) or args.seed != 0):
+            raise MarlbenchError("a non-default --episodes or --seed needs --out FILE, so the task's cached "
+                                 "dataset stays the documented default")
+        save_native(dataset, out)
+        print(f"wrote {out}: {dataset.n_episodes} episodes, {dataset.n_transitions} transitions, "
+              f"sha256 {dataset.checksum()}")
+        return 0
+    # info
+    if not task.dataset_path.exists():
+        raise MarlbenchError(f"no dataset for {task.name!r} at {task.dataset_path}; run `marlbench data generate "
+                             f"{task.name}` first")
+    dataset = load_native(task.dataset_path, task.spec)
+    stats = dataset.statistics()
+    if task.spec.random_score is not None:
+        stats["normalised_return_mean"] = task.spec.normalise(stats["return_mean"])
+    print(json.dumps({"task": task.name, "path": str(task.dataset_path), "checksum": dataset.checksum(),
+                      "metadata": dataset.metadata, "statistics": stats}, indent=2, default=str))
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from marlbench import bench
+
+    return bench.main(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="marlbench", description="Offline multi-agent RL benchmark suite (MAC-Flow).")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    ls = sub.add_parser("list", help="registered algorithms and tasks, with availability")
+    ls.add_argument("what", nargs="?", choices=("algos", "tasks", "all"), default="all")
+    ls.set_defaults(func=cmd_list)
+
+    run = sub.add_parser("run", help="train and evaluate an algorithm on a task over seeds")
+    run.add_argument("--algo", required=True, help="algorithm name (see `marlbench list algos`)")
+    run.add_argument("--task", required=True, help="task name or alias (see `marlbench list tasks`)")
+    run.add_argument("--seeds", type=int, default=1, help="number of seeds (seed ids first_seed..)")
+    run.add_argument("--first-seed", type=int, default=0)
+    run.add_argument("--profile", choices=("paper", "quick"), default="paper",
+                     help="paper: the paper's budgets and sizes; quick: small nets and budgets for a laptop CPU")
+    run.add_argument("--steps", type=int, help="override the profile's gradient-step budget")
+    run.add_argument("--set", action="append", metavar="KEY=VALUE",
+                     help="override an algorithm or protocol config field (repeatable)")
+    run.add_argument("--results", default="results", help="results root directory (default ./results)")
+    run.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    run.add_argument("--workers", type=int, help="parallel seed processes (default: one per core)")
+    run.add_argument("--json", action="store_true", help="print the final records as JSON")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.set_defaults(func=cmd_run)
+
+    data = sub.add_parser("data", help="dataset tools")
+    data.add_argument("action", choices=("generate", "info", "path"))
+    data.add_argument("task")
+    data.add_argument("--episodes", type=int, help="episodes to generate (default: the task's documented size)")
+    data.add_argument("--seed", type=int, default=0, help="generator seed")
+    data.add_argument("--out", help="write to this file instead of the task's cache")
+    data.add_argument("--force", action="store_true", help="regenerate even if the cached file exists")
+    data.set_defaults(func=cmd_data)
+
+    bench = sub.add_parser("bench", help="speed benchmarks")
+    bench.add_argument("what", choices=("train",))
+    bench.add_argument("--agents", type=int, default=6)
+    bench.add_argument("--obs-dim", type=int, default=17)
+    bench.add_argument("--action-dim", type=int, default=1)
+    bench.add_argument("--steps", type=int, default=30, help="timed gradient steps")
+    bench.add_argument("--threads", type=int, default=1)
+    bench.set_defaults(func=cmd_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except MarlbenchError as e:
+        print(f"marlbench: error: {e}", file=sys.stderr)
+        return USAGE_ERROR
+    except KeyboardInterrupt:
+        print("\nmarlbench: interrupted; re-run the same command to resume from the last checkpoint",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

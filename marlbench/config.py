@@ -1,0 +1,185 @@
+"""Typed configs, profiles and validated overrides.
+
+Resolution order (later wins): the algorithm's Config dataclass defaults (the paper's hyperparameters) ->
+the profile's ``algorithm``/``protocol`` sections -> the profile's per-benchmark section -> ``--steps`` and
+``--set key=value`` from the command line. Every key is checked against the dataclass fields; a value is
+converted to the field's type or rejected with the field named.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, fields
+from importlib import resources
+from typing import Any
+
+import yaml
+
+from marlbench.errors import ConfigError, UnknownNameError
+
+PROFILES = ("paper", "quick")
+
+
+@dataclass
+class AlgoConfig:
+    """Hyperparameters shared by every algorithm (paper App. F/G.4)."""
+
+    hidden_dims: tuple[int, ...] = (512, 512, 512, 512)
+    layer_norm: bool = True
+    batch_size: int = 64
+    lr: float = 3e-4
+    adam_eps: float = 1e-5
+    gamma: float = 0.995
+    tau: float = 0.005
+    # One network for all agents with a one-hot agent id appended (reference codes) vs separate weights per agent.
+    share_parameters: bool = True
+
+
+@dataclass
+class ProtocolConfig:
+    """The training/evaluation protocol, identical for every algorithm (DESIGN.md "Protocol")."""
+
+    steps: int = 200_000  # gradient steps (paper G.4: 2e5 for MA-MuJoCo and MPE, 1e6 for SMAC)
+    eval_every: int = 50_000  # learning-curve evaluations (paper App. E: every 50K steps)
+    curve_eval_episodes: int = 10  # episodes per learning-curve point (paper App. E)
+    eval_episodes: int = 32  # episodes for the reported score of the FINAL policy
+    checkpoint_every: int = 5_000
+    log_every: int = 1_000
+    latency_calls: int = 1_000  # inference timing: median over this many batch-1 joint actions
+    latency_warmup: int = 100
+    threads: int = 1  # torch threads per seed process (one single-threaded process per core is fastest)
+
+
+def _coerce(value: Any, annotation: Any, key: str) -> Any:
+    """Convert a YAML/CLI value to a dataclass field's annotated type, or raise ConfigError naming the key."""
+    hint = typing.get_origin(annotation)
+    try:
+        if annotation is bool:
+            if isinstance(value, str):
+                if value.lower() in ("true", "1", "yes"):
+                    return True
+                if value.lower() in ("false", "0", "no"):
+                    return False
+                raise ValueError(value)
+            if not isinstance(value, (bool, int)):
+                raise ValueError(value)
+            return bool(value)
+        if annotation is int:
+            if isinstance(value, float) and not value.is_integer() or isinstance(value, bool):
+                raise ValueError(value)
+            return int(value)
+        if annotation is float:
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return float(value)
+        if annotation is str:
+            return str(value)
+        if hint is tuple:
+            (item_type, _ellipsis) = typing.get_args(annotation)
+            if isinstance(value, str):
+                value = yaml.safe_load(value if value.startswith("[") else f"[{value}]")
+            return tuple(_coerce(v, item_type, key) for v in value)
+        if hint is typing.Literal:
+            if value not in typing.get_args(annotation):
+                raise ValueError(value)
+            return value
+    except (TypeError, ValueError):
+        raise ConfigError(f"config key {key!r} expects {_type_name(annotation)}, got {value!r}") from None
+    return value
+
+
+def _type_name(annotation: Any) -> str:
+    if typing.get_origin(annotation) is typing.Literal:
+        return "one of " + ", ".join(map(repr, typing.get_args(annotation)))
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def apply_overrides(cfg: Any, overrides: dict[str, Any], source: str) -> Any:
+    """Return a copy of dataclass ``cfg`` with ``overrides`` applied and type-checked."""
+    hints = typing.get_type_hints(type(cfg))
+    names = [f.name for f in fields(cfg)]
+    for key in overrides:
+        if key not in names:
+            raise UnknownNameError(f"config key (from {source})", key, names, hint="Valid keys: " + ", ".join(names))
+    return dataclasses.replace(cfg, **{k: _coerce(v, hints[k], k) for k, v in overrides.items()})
+
+
+def parse_set_options(items: list[str]) -> dict[str, Any]:
+    """``["alpha=1.0", "hidden_dims=[64,64]"]`` -> {"alpha": 1.0, "hidden_dims": [64, 64]} (values parsed as YAML)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        try:
+            out[key.strip()] = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            out[key.strip()] = raw
+    return out
+
+
+def load_profile(name: str) -> dict[str, Any]:
+    if name not in PROFILES:
+        raise UnknownNameError("profile", name, PROFILES)
+    text = resources.files("marlbench.configs").joinpath("profiles", f"{name}.yaml").read_text()
+    return yaml.safe_load(text) or {}
+
+
+@dataclass(frozen=True)
+class ResolvedConfig:
+    algorithm: Any
+    protocol: ProtocolConfig
+    profile: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "profile": self.profile,
+            "algorithm": dataclasses.asdict(self.algorithm),
+            "protocol": dataclasses.asdict(self.protocol),
+        }
+
+
+def resolve(
+    algo_cls: type,
+    benchmark: str,
+    profile: str = "quick",
+    steps: int | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> ResolvedConfig:
+    """Layer defaults, profile, per-benchmark profile section and CLI overrides into validated configs.
+
+    A ``--set`` key may name an algorithm field or a protocol field (the two sets are disjoint).
+    """
+    prof = load_profile(profile)
+    algo_cfg = algo_cls.Config()
+    protocol = ProtocolConfig()
+    algo_names = {f.name for f in fields(algo_cfg)}
+    layers = [prof, (prof.get("benchmarks") or {}).get(benchmark) or {}]
+    for layer in layers:
+        # profile algorithm sections apply to every algorithm that has the key; per-algorithm sections to one
+        shared = {k: v for k, v in (layer.get("algorithm") or {}).items() if k in algo_names}
+        algo_cfg = apply_overrides(algo_cfg, shared, f"profile {profile}")
+        own = (layer.get("algorithms") or {}).get(algo_cls.name) or {}
+        algo_cfg = apply_overrides(algo_cfg, own, f"profile {profile}")
+        protocol = apply_overrides(protocol, layer.get("protocol") or {}, f"profile {profile}")
+    if steps is not None:
+        protocol = apply_overrides(protocol, {"steps": steps}, "--steps")
+    overrides = dict(overrides or {})
+    proto_names = {f.name for f in fields(protocol)}
+    proto_over = {k: overrides.pop(k) for k in list(overrides) if k in proto_names and k not in algo_names}
+    if overrides:
+        unknown = [k for k in overrides if k not in algo_names]
+        if unknown:
+            valid = sorted(algo_names) + sorted(proto_names)
+            raise UnknownNameError(
+                "--set key", unknown[0], valid, hint="Valid keys: " + ", ".join(valid)
+            )
+    algo_cfg = apply_overrides(algo_cfg, overrides, "--set")
+    protocol = apply_overrides(protocol, proto_over, "--set")
+    for cfg in (algo_cfg, protocol):
+        validate = getattr(cfg, "validate", None)
+        if validate:
+            validate()
+    if protocol.steps < 1 or protocol.eval_episodes < 1:
+        raise ConfigError("steps and eval_episodes must be positive")
+    return ResolvedConfig(algo_cfg, protocol, profile)

@@ -1,0 +1,232 @@
+"""The protocol: train, evaluate, time, checkpoint and resume; identical for every algorithm.
+
+- A fixed budget of gradient steps. Learning-curve evaluations every ``eval_every`` steps.
+- The reported score is the FINAL policy's mean return over ``eval_episodes`` fixed episodes (never the best
+  evaluation seen). Evaluation episodes are seeded by the run seed only, so every algorithm meets the same ones.
+- Inference latency: wall time of one joint action (all agents, batch 1), median over ``latency_calls`` calls
+  after ``latency_warmup`` calls, measured in the same run. Training wall-clock counts gradient steps only.
+- Checkpoints every ``checkpoint_every`` steps hold every random state, so a run killed at any point and re-run
+  with the same command finishes with the same final record as an uninterrupted run (timings aside).
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from marlbench.algorithm import Algorithm
+from marlbench.config import ResolvedConfig
+from marlbench.data.formats.native import load_native, save_native
+from marlbench.data.sampler import TransitionSampler
+from marlbench.errors import ConfigError
+from marlbench.registry import ALGORITHMS
+from marlbench.results import (
+    FINAL_SCHEMA_VERSION, RunPaths, append_metrics, atomic_torch_save, atomic_write_json, machine, run_id,
+    truncate_metrics, versions,
+)
+from marlbench.tasks import Task, get_task
+
+EVAL_SEED_OFFSET = 1_000_003  # evaluation episodes never share a seed with training randomness
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def ensure_dataset(task: Task, log: Callable[[str], None] = print) -> Path:
+    """Return the task's dataset file, generating it first if it is missing and the task can generate it."""
+    task.require_runnable()
+    path = task.dataset_path
+    if not path.exists():
+        log(f"generating dataset {task.name} ({task.default_episodes} episodes) -> {path}")
+        t0 = time.perf_counter()
+        dataset = task.generate(task.default_episodes, 0)
+        save_native(dataset, path)
+        log(f"  {dataset.n_transitions} transitions, checksum {dataset.checksum()[:12]}, "
+            f"{time.perf_counter() - t0:.1f}s")
+    return path
+
+
+def resolve_device(name: str) -> torch.device:
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda was requested but torch reports no CUDA device; use --device cpu")
+    return device
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@torch.no_grad()
+def evaluate(algo: Algorithm, task: Task, episodes: int, seed: int) -> np.ndarray:
+    """Returns of ``episodes`` episodes played together in one batched environment (one act() per step)."""
+    env = task.make_env(episodes)
+    devices = [algo.device] if algo.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):  # policy noise must not disturb the training RNG stream
+        torch.manual_seed(seed)
+        step = env.reset(seed)
+        returns = np.zeros(episodes)
+        done = np.zeros(episodes, dtype=bool)
+        for _ in range(task.spec.episode_limit):
+            legals = None if step.legals is None else torch.as_tensor(step.legals, device=algo.device)
+            actions = algo.act(torch.as_tensor(step.obs, device=algo.device), legals)
+            step = env.step(actions.cpu().numpy())
+            returns += step.rewards.mean(-1)  # the task's return: sum over steps of the mean over agents
+            done |= step.terminated | step.truncated
+            if done.all():
+                break
+    return returns
+
+
+@torch.no_grad()
+def inference_latency_ms(algo: Algorithm, task: Task, calls: int, warmup: int) -> list[float]:
+    """Per-call wall time (ms) of one joint action at batch 1, including the host/device transfer."""
+    step = task.make_env(1).reset(0)
+    obs = torch.as_tensor(step.obs)
+    legals = None if step.legals is None else torch.as_tensor(step.legals)
+    times = []
+    for i in range(warmup + calls):
+        t0 = time.perf_counter()
+        algo.act(obs.to(algo.device), None if legals is None else legals.to(algo.device)).cpu()
+        if i >= warmup:
+            times.append((time.perf_counter() - t0) * 1e3)
+    return times
+
+
+def _score(task: Task, returns: np.ndarray) -> dict[str, Any]:
+    normalised = [task.spec.normalise(float(r)) for r in returns]
+    has_norm = normalised[0] is not None
+    return {
+        "return_mean": float(np.mean(returns)),
+        "return_std": float(np.std(returns)),
+        "normalised_score": float(np.mean(normalised)) if has_norm else None,
+        "normalised_std": float(np.std(normalised)) if has_norm else None,
+    }
+
+
+def run_seed(
+    algorithm: str,
+    task_name: str,
+    seed: int,
+    resolved: ResolvedConfig,
+    results_root: Path,
+    device: str = "cpu",
+    progress: Callable[[int], None] | None = None,
+    show_bar: bool = True,
+) -> dict[str, Any]:
+    """Train and evaluate one seed; resume from its checkpoint or return its record if already complete."""
+    task, algo_cls = get_task(task_name), ALGORITHMS.get(algorithm)
+    proto, config = resolved.protocol, resolved.to_dict()
+    rid = run_id(algo_cls.name, task.name, config)
+    paths = RunPaths.make(results_root, task.name, algo_cls.name, rid, seed)
+    if paths.final.exists():
+        record = json.loads(paths.final.read_text())
+        if progress:
+            progress(proto.steps)
+        return {**record, "skipped": True}
+
+    torch.set_num_threads(proto.threads)
+    dev = resolve_device(device)
+    dataset = load_native(task.dataset_path, task.spec)
+    seed_everything(seed)
+    algo = algo_cls(task.spec, resolved.algorithm, dev)
+    sampler = TransitionSampler(dataset, resolved.algorithm.batch_size, dev, seed)
+    dataset_info = {
+        "path": str(task.dataset_path), "checksum": dataset.checksum(), "transitions": dataset.n_transitions,
+        "episodes": dataset.n_episodes, "source": dataset.metadata.get("source"),
+        "quality": dataset.metadata.get("quality"), "return_mean": float(dataset.episode_returns().mean()),
+    }
+
+    start, train_seconds, resumes = 0, 0.0, []
+    if paths.checkpoint.exists():
+        ckpt = torch.load(paths.checkpoint, map_location=dev, weights_only=True)
+        algo.load_checkpoint_state(ckpt["algorithm"])
+        sampler.load_state_dict(ckpt["sampler"])
+        torch.set_rng_state(ckpt["torch_rng"])
+        if dev.type == "cuda" and ckpt.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(ckpt["cuda_rng"], dev)
+        start, train_seconds, resumes = ckpt["step"], ckpt["train_seconds"], ckpt["resumes"] + [ckpt["step"]]
+        truncate_metrics(paths.metrics, start)
+    else:
+        paths.dir.mkdir(parents=True, exist_ok=True)
+        paths.metrics.unlink(missing_ok=True)
+        atomic_write_json(paths.config, {
+            "run_id": rid, "algorithm": algo_cls.name, "task": task.name, "seed": seed, **config,
+            "spec": task.spec.to_dict(), "dataset": dataset_info, "device": str(dev), "versions": versions(),
+        })
+
+    def save_checkpoint(step: int) -> None:
+        atomic_torch_save({
+            "step": step, "train_seconds": train_seconds, "resumes": resumes,
+            "algorithm": algo.checkpoint_state(), "sampler": sampler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
+        }, paths.checkpoint)
+
+    eval_seed = EVAL_SEED_OFFSET + seed
+    bar = None
+    if show_bar:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=proto.steps, initial=start, desc=f"{algo_cls.name} {task.name} seed {seed}",
+                   unit="step", dynamic_ncols=True, mininterval=1.0)
+    segment_start = time.perf_counter()
+    for step in range(start + 1, proto.steps + 1):
+        losses = algo.update(sampler.sample())
+        boundary = step % proto.log_every == 0 or step % proto.eval_every == 0 or step % proto.checkpoint_every == 0
+        if not boundary:
+            continue
+        _sync(dev)
+        train_seconds += time.perf_counter() - segment_start
+        if step % proto.log_every == 0:
+            append_metrics(paths.metrics, {"step": step, "train_seconds": round(train_seconds, 3),
+                                           **{k: float(v) for k, v in losses.items()}})
+            if bar is not None:
+                bar.update(step - bar.n)
+            if progress:
+                progress(step)
+        if step % proto.eval_every == 0 and step < proto.steps:  # the final step gets the full evaluation
+            returns = evaluate(algo, task, proto.curve_eval_episodes, eval_seed)
+            append_metrics(paths.metrics, {"step": step, "curve": True, **_score(task, returns)})
+        if step % proto.checkpoint_every == 0:
+            save_checkpoint(step)
+        segment_start = time.perf_counter()
+    _sync(dev)
+    train_seconds += time.perf_counter() - segment_start
+    if bar is not None:
+        bar.update(proto.steps - bar.n)
+        bar.close()
+    if start < proto.steps:
+        save_checkpoint(proto.steps)
+
+    returns = evaluate(algo, task, proto.eval_episodes, eval_seed)
+    score = _score(task, returns)
+    append_metrics(paths.metrics, {"step": proto.steps, "curve": True, "final": True, **score})
+    latency = inference_latency_ms(algo, task, proto.latency_calls, proto.latency_warmup)
+    q = statistics.quantiles(latency, n=4)
+    record = {
+        "schema_version": FINAL_SCHEMA_VERSION,
+        "run_id": rid, "algorithm": algo_cls.name, "task": task.name, "benchmark": task.benchmark,
+        "seed": seed, "profile": resolved.profile, "steps": proto.steps,
+        **score,
+        "episodes": proto.eval_episodes, "returns": [float(r) for r in returns], "win_rate": None,
+        "inference_ms": statistics.median(latency), "inference_ms_iqr": [q[0], q[2]],
+        "train_seconds": train_seconds,
+        "dataset": dataset_info, "config": config, "device": str(dev), "threads": proto.threads,
+        "versions": versions(), "machine": machine(), "resumed_at_steps": resumes,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "pid": os.getpid(),
+    }
+    atomic_write_json(paths.final, record)
+    return record
