@@ -159,11 +159,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="speed benchmarks")
     bench.add_argument("what", choices=("train",))
-    bench.add_argument("--agents", type=int, default=6)
-    bench.add_argument("--obs-dim", type=int, default=17)
-    bench.add_argument("--action-dim", type=int, default=1)
+    bench.add_argument("--case", type=str.upper, choices=("A", "B"),
+                       help="paper-size case: A = 6 agents, obs 17, action 1 (default); B = 3 agents, obs 30, "
+                            "action 9")
+    bench.add_argument("--agents", type=int, help="override the case's agent count")
+    bench.add_argument("--obs-dim", type=int, help="override the case's per-agent observation size")
+    bench.add_argument("--action-dim", type=int, help="override the case's per-agent action size")
+    bench.add_argument("--hidden", default="4x512", help="hidden layers, DEPTHxWIDTH or a list (default 4x512)")
+    bench.add_argument("--batch-size", type=int, default=64)
     bench.add_argument("--steps", type=int, default=30, help="timed gradient steps")
-    bench.add_argument("--threads", type=int, default=1)
+    bench.add_argument("--warmup", type=int, default=5, help="untimed gradient steps first")
+    bench.add_argument("--threads", type=int, default=1, help="torch threads (also used for the calibration)")
+    bench.add_argument("--json", action="store_true", help="print the result as one JSON object")
     bench.set_defaults(func=cmd_bench)
     return p
 

@@ -19,8 +19,12 @@ def default_workers(n_jobs: int) -> int:
     return max(1, min(n_jobs, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()))
 
 
-def _job(algorithm, task, seed, resolved, results_root, device, queue) -> dict[str, Any]:
+def _job(algorithm, algo_module, task, seed, resolved, results_root, device, queue) -> dict[str, Any]:
+    import importlib
+
     import marlbench.catalog  # noqa: F401  (spawned workers start empty)
+
+    importlib.import_module(algo_module)  # registers algorithms defined outside the catalogue (plugins, tests)
     from marlbench.protocol import run_seed
 
     def progress(step: int) -> None:
@@ -41,7 +45,9 @@ def run_local(
 ) -> list[dict[str, Any]]:
     """Run every seed and return the final records in seed order."""
     from marlbench.protocol import run_seed
+    from marlbench.registry import ALGORITHMS
 
+    algo_module = ALGORITHMS.get(algorithm).__module__
     workers = default_workers(len(seeds)) if workers is None else workers
     if workers <= 1 or len(seeds) == 1:
         return [run_seed(algorithm, task, s, resolved, results_root, device, show_bar=show_progress) for s in seeds]
@@ -69,7 +75,7 @@ def run_local(
         pumper.start()
         try:
             with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-                futures = [pool.submit(_job, algorithm, task, s, resolved, results_root, device, queue) for s in seeds]
+                futures = [pool.submit(_job, algorithm, algo_module, task, s, resolved, results_root, device, queue) for s in seeds]
                 records = [f.result() for f in futures]
         finally:
             queue.put(None)

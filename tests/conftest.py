@@ -1,0 +1,25 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).parent
+sys.path.insert(0, str(TESTS / "plugins"))  # separate modules that register algorithms by subclassing
+
+
+@pytest.fixture(scope="session", autouse=True)
+def data_dir(tmp_path_factory):
+    """Every test session generates its datasets into a private cache (never the user's)."""
+    path = tmp_path_factory.mktemp("marlbench-data")
+    os.environ["MARLBENCH_DATA_DIR"] = str(path)
+    yield path
+
+
+@pytest.fixture(scope="session")
+def spread_dataset(data_dir):
+    import marlbench.catalog  # noqa: F401
+    from marlbench.protocol import ensure_dataset
+    from marlbench.tasks import get_task
+
+    return ensure_dataset(get_task("mpe/spread-scripted"), log=lambda msg: None)
