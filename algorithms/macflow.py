@@ -41,12 +41,21 @@ class MACFlowConfig(AlgoConfig):
     flow: Literal["joint", "individual"] = "joint"  # Stage I over the joint action (Eq. 6) or per agent (reference)
     next_actions: Literal["flow", "onestep"] = "flow"  # TD next actions from the flow (Alg. 1) or one-step (reference)
     actor_layer_norm: bool = True  # paper App. E: LayerNorm everywhere; reference code: False for actors
+    time_features: int = 1  # 1: the raw t as input (reference code); >1: t plus sinusoidal features of t
 
     def validate(self) -> None:
         from marlbench.errors import ConfigError
 
         if self.flow_steps < 1 or self.critic_ensemble < 1 or self.alpha < 0:
             raise ConfigError("macflow needs flow_steps >= 1, critic_ensemble >= 1 and alpha >= 0")
+
+
+def time_features(t: Tensor, count: int) -> Tensor:
+    """[B, 1] -> [B, count]: t itself, then sin/cos of t at geometric frequencies."""
+    if count == 1:
+        return t
+    freqs = torch.pi * 2.0 ** torch.arange((count - 1) // 2, device=t.device)
+    return torch.cat([t, torch.sin(t * freqs), torch.cos(t * freqs)], -1)[:, :count]
 
 
 class MACFlow(Algorithm, name="macflow", continuous=True, discrete=False):
@@ -58,10 +67,11 @@ class MACFlow(Algorithm, name="macflow", continuous=True, discrete=False):
         super().__init__(spec, cfg, device)
         n, do, da, h = spec.n_agents, spec.obs_dim, spec.action_dim, cfg.hidden_dims
         shared, ln = cfg.share_parameters, cfg.layer_norm
+        tf = cfg.time_features
         if cfg.flow == "joint":  # v_phi(t, o, x) over the whole joint action
-            self.flow = EnsembleMLP(1, n * do + n * da + 1, h, n * da, ln)
+            self.flow = EnsembleMLP(1, n * do + n * da + tf, h, n * da, ln)
         else:
-            self.flow = AgentMLP(n, do + da + 1, h, da, shared=shared, layer_norm=ln)
+            self.flow = AgentMLP(n, do + da + tf, h, da, shared=shared, layer_norm=ln)
         self.critic = AgentMLP(n, do + da, h, 1, members=cfg.critic_ensemble, shared=shared, layer_norm=ln)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.actor = AgentMLP(n, do + da, h, da, shared=shared, layer_norm=cfg.actor_layer_norm)
@@ -73,9 +83,10 @@ class MACFlow(Algorithm, name="macflow", continuous=True, discrete=False):
     def velocity(self, obs: Tensor, x: Tensor, t: Tensor) -> Tensor:
         """v_phi(t, o, x) for obs [B,N,do], x [B,N,da], t [B,1,1] -> [B,N,da]."""
         b, n, da = x.shape
+        t = time_features(t.flatten(1), self.cfg.time_features)  # [B, F]
         if self.cfg.flow == "joint":
-            return self.flow(torch.cat([obs.flatten(1), x.flatten(1), t.flatten(1)], -1))[0].view(b, n, da)
-        return self.flow(torch.cat([obs, x, t.expand(b, n, 1)], -1))[0]
+            return self.flow(torch.cat([obs.flatten(1), x.flatten(1), t], -1))[0].view(b, n, da)
+        return self.flow(torch.cat([obs, x, t.unsqueeze(1).expand(b, n, t.shape[-1])], -1))[0]
 
     @torch.no_grad()
     def flow_actions(self, obs: Tensor, noise: Tensor) -> Tensor:

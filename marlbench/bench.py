@@ -13,17 +13,21 @@ What is measured (all in one process, with ``torch.set_num_threads(threads)``):
    input gradient and the weight gradient where gradients flow) is timed alone with the same shapes, layouts
    and thread count. Their count-weighted sum is the time the step's matmuls need at the achievable speed of
    those shapes; ``calibration GFLOP/s = FLOPs / that time``. The ratio achieved/calibration is the share of the
-   step spent doing useful matmul work (the project's goal is >= 0.8).
+   step spent doing useful matmul work (the project's goal is >= 0.8). The same shapes are also timed through
+   oneDNN's fp32 GEMM: on AMD CPUs torch's default (MKL) runs fp32 GEMM at about half the speed oneDNN reaches,
+   so "ratio vs oneDNN" says how far the step is from what the CPU can do in fp32.
+
+See benchmarks/README.md for how to read the numbers.
 """
 from __future__ import annotations
 
 import argparse
 import gc
 import json
+import math
 import os
 import platform
 import re
-import resource
 import statistics
 import time
 from collections import defaultdict
@@ -31,8 +35,13 @@ from dataclasses import dataclass
 
 import torch
 
+try:
+    import resource
+except ImportError:  # not on Windows
+    resource = None
+
 CASES = {
-    "A": {"agents": 6, "obs_dim": 17, "action_dim": 1},  # e.g. MA-MuJoCo HalfCheetah 6x1
+    "A": {"agents": 6, "obs_dim": 17, "action_dim": 1},
     "B": {"agents": 3, "obs_dim": 30, "action_dim": 9},
 }
 PAPER_HIDDEN = (512, 512, 512, 512)
@@ -55,6 +64,10 @@ class BenchConfig:
     calibrate: bool = True
     calib_min_seconds: float = 0.05  # per distinct matmul shape; one timing repeat lasts at least this / repeats
     count_flops: bool = True
+    # torch.backends.mkldnn.matmul.fp32_precision for the run (None: leave it). On CPUs without native bf16 GEMM
+    # kernels "bf16" only reroutes fp32 matmuls from MKL to oneDNN; where they exist it really computes in bf16.
+    # The report's matmul probe error tells which happened.
+    mkldnn_fp32_precision: str | None = None
 
 
 @dataclass
@@ -100,11 +113,12 @@ def _mlp_ops(part: str, members: int, rows: int, in_dim: int, hidden: tuple[int,
 
 
 def analytic_matmuls(agents: int, obs_dim: int, action_dim: int, hidden: tuple[int, ...] = PAPER_HIDDEN,
-                     batch_size: int = 64, flow_steps: int = 10, critic_ensemble: int = 2) -> list[MatmulOp]:
+                     batch_size: int = 64, flow_steps: int = 10, critic_ensemble: int = 2,
+                     time_features: int = 1) -> list[MatmulOp]:
     """Every matmul of one MAC-Flow update with the default config (joint flow, shared networks with a one-hot
     agent id, flow next actions), written down from the algorithm, independently of FlopCounterMode."""
     n, do, da, b = agents, obs_dim, action_dim, batch_size
-    flow_in, flow_out = n * do + n * da + 1, n * da  # v(t, o, x) over the joint action
+    flow_in, flow_out = n * do + n * da + time_features, n * da  # v(t, o, x) over the joint action
     agent_in = do + da + n  # (o_i, a_i or z_i, one-hot id)
     rows = b * n
     return [
@@ -152,8 +166,14 @@ def _busy_seconds() -> float | None:
 
 
 def _own_seconds() -> float:
+    if resource is None:
+        return time.process_time()
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
+
+
+def _page_faults() -> int:
+    return 0 if resource is None else resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def _time_calls(fn, steps: int, warmup: int) -> tuple[list[float], dict]:
@@ -164,7 +184,7 @@ def _time_calls(fn, steps: int, warmup: int) -> tuple[list[float], dict]:
     gc.collect()
     was_enabled = gc.isenabled()
     gc.disable()
-    busy0, own0, faults0 = _busy_seconds(), _own_seconds(), resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    busy0, own0, faults0 = _busy_seconds(), _own_seconds(), _page_faults()
     start = time.perf_counter()
     try:
         times = []
@@ -179,7 +199,7 @@ def _time_calls(fn, steps: int, warmup: int) -> tuple[list[float], dict]:
     busy1, own1 = _busy_seconds(), _own_seconds()
     own = own1 - own0
     info = {"cpu_ms_per_step": own / steps * 1e3,
-            "page_faults_per_step": (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults0) / steps,
+            "page_faults_per_step": (_page_faults() - faults0) / steps,
             "other_processes_cores": None if busy0 is None else max(0.0, (busy1 - busy0 - own) / wall)}
     return times, info
 
@@ -200,13 +220,32 @@ def _time_op(fn, min_seconds: float, repeats: int = 5) -> float:
     return statistics.median(samples)
 
 
-def _matmul_fn(kind: str, members: int, rows: int, k: int, n: int):
-    """The matmul autograd runs for this pass, with the same layouts (transposed views, not copies)."""
+def onednn_available() -> bool:
+    """Whether torch exposes oneDNN's fp32 GEMM (``mkldnn::_linear_pointwise``), used as a second calibration."""
+    try:
+        torch.ops.mkldnn._linear_pointwise(torch.ones(2, 2), torch.ones(2, 2), None, "none", [], "")
+        return torch.backends.mkldnn.is_available()
+    except (AttributeError, RuntimeError, NotImplementedError):
+        return False
+
+
+def _matmul_fn(kind: str, members: int, rows: int, k: int, n: int, backend: str = "aten"):
+    """One pass's matmul. ``aten``: what autograd runs for EnsembleLinear (baddbmm forward; bmm with transposed
+    views for the input and weight gradients), so it goes wherever torch dispatches fp32 matmuls (MKL by default).
+    ``onednn``: the same products through oneDNN's fp32 GEMM, one call per member, same layouts."""
     g = torch.Generator().manual_seed(0)
     x = torch.randn(members, rows, k, generator=g)
     w = torch.randn(members, k, n, generator=g)
     bias = torch.randn(members, 1, n, generator=g)
     grad = torch.randn(members, rows, n, generator=g)
+    if backend == "onednn":
+        lp = torch.ops.mkldnn._linear_pointwise  # lp(A, B, bias) = A @ B^T + bias
+        args = {
+            "fwd": [(x[i], w[i].t(), bias[i, 0]) for i in range(members)],
+            "grad_input": [(grad[i], w[i], None) for i in range(members)],
+            "grad_weight": [(x[i].t(), grad[i].t(), None) for i in range(members)],
+        }[kind]
+        return lambda: [lp(a, b, c, "none", [], "") for a, b, c in args]
     if kind == "fwd":
         return lambda: torch.baddbmm(bias, x, w)
     if kind == "grad_input":  # dL/dx = grad @ W^T
@@ -218,29 +257,48 @@ def _matmul_fn(kind: str, members: int, rows: int, k: int, n: int):
     raise ValueError(kind)
 
 
-def calibrate(ops: list[MatmulOp], min_seconds: float) -> tuple[float, list[dict]]:
-    """Seconds the step's matmuls take at the isolated speed of each shape, and the per-shape table."""
+def calibrate(ops: list[MatmulOp], min_seconds: float, backends=("aten",)) -> tuple[dict[str, float], list[dict]]:
+    """Seconds per step the step's matmuls take at the isolated speed of each shape (per backend), and the
+    per-shape table. Each shape is timed alone, so its weights stay in cache: an upper bound for the step."""
+    keys = sorted({op.shape_key for op in ops})
+    per_shape = {b: {} for b in backends}
     with torch.no_grad():
-        per_shape = {key: _time_op(_matmul_fn(*key), min_seconds) for key in {op.shape_key for op in ops}}
-    calls = defaultdict(int)
-    flops = defaultdict(int)
+        for key in keys:
+            for b in backends:
+                per_shape[b][key] = _time_op(_matmul_fn(*key, backend=b), min_seconds)
+    calls: dict[tuple, int] = defaultdict(int)
+    flops: dict[tuple, int] = defaultdict(int)
     for op in ops:
         calls[op.shape_key] += op.count
         flops[op.shape_key] += op.flops
+    first = backends[0]
     table = []
-    for key, sec in sorted(per_shape.items(), key=lambda kv: -calls[kv[0]] * kv[1]):
+    for key in sorted(keys, key=lambda kk: -calls[kk] * per_shape[first][kk]):
         kind, e, m, k, n = key
-        table.append({"kind": kind, "members": e, "rows": m, "k": k, "n": n, "calls_per_step": calls[key],
-                      "us_per_call": sec * 1e6, "gflops": 2 * e * m * k * n / sec / 1e9,
-                      "ms_per_step": calls[key] * sec * 1e3, "gflop_per_step": flops[key] / 1e9})
-    total = sum(calls[key] * sec for key, sec in per_shape.items())
-    return total, table
+        row = {"kind": kind, "members": e, "rows": m, "k": k, "n": n, "calls_per_step": calls[key],
+               "gflop_per_step": flops[key] / 1e9}
+        for b in backends:
+            sec = per_shape[b][key]
+            row[f"{b}_us_per_call"] = sec * 1e6
+            row[f"{b}_gflops"] = 2 * e * m * k * n / sec / 1e9
+            row[f"{b}_ms_per_step"] = calls[key] * sec * 1e3
+        table.append(row)
+    totals = {b: sum(calls[key] * sec for key, sec in per_shape[b].items()) for b in backends}
+    return totals, table
 
 
-def square_matmul_gflops(size: int = 512, min_seconds: float = 0.2) -> float:
+def square_matmul_gflops(size: int = 512, min_seconds: float = 0.2, backend: str = "aten") -> float:
     """Reference ceiling: a plain size x size @ size x size fp32 matmul."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    return 2 * size**3 / _time_op(lambda: torch.mm(a, b), min_seconds) / 1e9
+    return 2 * size**3 / _time_op(_matmul_fn("fwd", 1, size, size, size, backend), min_seconds) / 1e9
+
+
+def matmul_probe_error() -> float:
+    """Relative error of a fp32 matmul against float64: ~1e-6 when matmuls really run in fp32, ~1e-3 when a
+    reduced-precision setting (e.g. ``torch.backends.mkldnn.matmul.fp32_precision = "bf16"``) takes effect."""
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(128, 512, generator=g), torch.randn(512, 512, generator=g)
+    ref = a.double() @ b.double()
+    return ((a @ b).double() - ref).abs().max().item() / ref.abs().max().item()
 
 
 # ------------------------------------------------------------------------------------------------------ report
@@ -267,6 +325,8 @@ def machine_info() -> dict:
         "torch": torch.__version__,
         "blas": "mkl" if torch.backends.mkl.is_available() else "other",
         "threads": torch.get_num_threads(),
+        "mkldnn_fp32_precision": _get_fp32_precision(),
+        "matmul_probe_rel_error": matmul_probe_error(),
         "python": platform.python_version(),
     }
 
@@ -281,8 +341,11 @@ def _sum_by(ops: list[MatmulOp], attr: str) -> dict[str, float]:
 def run(cfg: BenchConfig) -> dict:
     """Run the benchmark and return the result dict (the ``--json`` output)."""
     previous_threads = torch.get_num_threads()
+    previous_precision = _get_fp32_precision()
     torch.set_num_threads(cfg.threads)
     try:
+        if cfg.mkldnn_fp32_precision is not None:
+            _set_fp32_precision(cfg.mkldnn_fp32_precision)
         algo, algo_cfg, batch = build(cfg)
         update = lambda: algo.update(batch)  # noqa: E731
         load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
@@ -290,13 +353,14 @@ def run(cfg: BenchConfig) -> dict:
         median = statistics.median(times)
 
         ops = analytic_matmuls(cfg.agents, cfg.obs_dim, cfg.action_dim, tuple(cfg.hidden), cfg.batch_size,
-                               algo_cfg.flow_steps, algo_cfg.critic_ensemble)
+                               algo_cfg.flow_steps, algo_cfg.critic_ensemble, getattr(algo_cfg, "time_features", 1))
         analytic = sum(op.flops for op in ops)
         flops: dict = {"analytic_gflop": analytic / 1e9, "analytic_by_part": _sum_by(ops, "part"),
                        "analytic_by_pass": _sum_by(ops, "kind")}
         if cfg.count_flops:
             from torch.utils.flop_counter import FlopCounterMode
 
+            _register_onednn_flops()
             counter = FlopCounterMode(display=False)
             with counter:
                 algo.update(batch)
@@ -323,25 +387,63 @@ def run(cfg: BenchConfig) -> dict:
             "throughput": {"achieved_gflops": step_flops / median / 1e9},
         }
         if cfg.calibrate:
+            backends = ("aten", "onednn") if onednn_available() else ("aten",)
             busy0, own0, t0 = _busy_seconds(), _own_seconds(), time.perf_counter()
-            matmul_seconds, table = calibrate(ops, cfg.calib_min_seconds)
+            totals, table = calibrate(ops, cfg.calib_min_seconds, backends)
+            square = {b: square_matmul_gflops(min_seconds=max(cfg.calib_min_seconds, 0.02), backend=b)
+                      for b in backends}
             wall, own = time.perf_counter() - t0, _own_seconds() - own0
             other = None if busy0 is None else max(0.0, (_busy_seconds() - busy0 - own) / wall)
-            calib_gflops = analytic / matmul_seconds / 1e9
-            result["throughput"].update(
-                calibration_gflops=calib_gflops,
-                ratio=result["throughput"]["achieved_gflops"] / calib_gflops,
-                goal_ratio=GOAL_RATIO,
-                square_512_gflops=square_matmul_gflops(min_seconds=max(cfg.calib_min_seconds, 0.02)),
-            )
-            result["calibration"] = {"matmul_ms_per_step": matmul_seconds * 1e3,
-                                     "other_ms_per_step": median * 1e3 - matmul_seconds * 1e3,
-                                     "steps_per_s_if_only_matmuls": 1.0 / matmul_seconds,
+            achieved = result["throughput"]["achieved_gflops"]
+            calib_gflops = analytic / totals["aten"] / 1e9
+            th = result["throughput"]
+            th.update(calibration_gflops=calib_gflops, ratio=achieved / calib_gflops, goal_ratio=GOAL_RATIO,
+                      square_512_gflops=square["aten"])
+            if "onednn" in totals:
+                best = analytic / totals["onednn"] / 1e9
+                th.update(onednn_calibration_gflops=best, ratio_vs_onednn=achieved / best,
+                          square_512_onednn_gflops=square["onednn"])
+            result["calibration"] = {"matmul_ms_per_step": totals["aten"] * 1e3,
+                                     "other_ms_per_step": median * 1e3 - totals["aten"] * 1e3,
+                                     "steps_per_s_if_only_matmuls": 1.0 / totals["aten"],
+                                     "onednn_matmul_ms_per_step": totals["onednn"] * 1e3 if "onednn" in totals
+                                     else None,
                                      "other_processes_cores": other,
                                      "shapes": table}
         return result
     finally:
         torch.set_num_threads(previous_threads)
+        if cfg.mkldnn_fp32_precision is not None and previous_precision is not None:
+            _set_fp32_precision(previous_precision)
+
+
+def _register_onednn_flops() -> None:
+    """FlopCounterMode knows aten matmuls only; count oneDNN's fp32 GEMM too, should a network call it directly."""
+    from torch.utils.flop_counter import flop_registry, register_flop_formula
+
+    op = getattr(torch.ops.mkldnn, "_linear_pointwise", None) if onednn_available() else None
+    if op is None or op in flop_registry or op.default in flop_registry:
+        return
+
+    @register_flop_formula(op)
+    def _linear_pointwise_flop(x_shape, w_shape, *args, out_shape=None, **kwargs) -> int:
+        return 2 * math.prod(x_shape[:-1]) * x_shape[-1] * w_shape[0]  # X [.., K] @ W[N, K]^T
+
+
+def _get_fp32_precision() -> str | None:
+    matmul = getattr(torch.backends.mkldnn, "matmul", None)
+    return getattr(matmul, "fp32_precision", None)
+
+
+def _set_fp32_precision(value: str) -> None:
+    from marlbench.errors import MarlbenchError
+
+    if _get_fp32_precision() is None:
+        raise MarlbenchError(f"torch {torch.__version__} has no torch.backends.mkldnn.matmul.fp32_precision")
+    try:
+        torch.backends.mkldnn.matmul.fp32_precision = value
+    except (RuntimeError, ValueError, AssertionError) as e:
+        raise MarlbenchError(f"cannot set mkldnn fp32_precision to {value!r}: {e}") from None
 
 
 def format_report(r: dict) -> str:
@@ -365,25 +467,38 @@ def format_report(r: dict) -> str:
                  + (f" (difference {100 * f['relative_difference']:+.3f}%)" if "relative_difference" in f else ""))
     lines.append("  by part: " + ", ".join(f"{k} {v:.2f}" for k, v in f["analytic_by_part"].items()))
     lines.append("  by pass: " + ", ".join(f"{k} {v:.2f}" for k, v in f["analytic_by_pass"].items()))
-    lines.append(f"achieved GFLOP/s   {th['achieved_gflops']:8.1f}")
+    lines.append(f"achieved GFLOP/s   {th['achieved_gflops']:8.1f}   matmul FLOPs / median step time")
     if "calibration_gflops" in th:
         cal = r["calibration"]
         verdict = "meets" if th["ratio"] >= th["goal_ratio"] else "below"
         lines += [
-            f"calibration GFLOP/s{th['calibration_gflops']:8.1f}   same matmul shapes alone "
-            f"({cal['matmul_ms_per_step']:.1f} ms/step, i.e. {cal['steps_per_s_if_only_matmuls']:.2f} steps/s "
-            f"if only the matmuls ran)",
-            f"ratio              {th['ratio']:8.2f}   ({verdict} the {th['goal_ratio']:.0%} goal; "
-            f"{cal['other_ms_per_step']:.1f} ms/step is not matmul time)",
-            f"512^3 matmul GFLOP/s{th['square_512_gflops']:7.1f}   reference ceiling",
-            "",
-            "calibration shapes (largest share of step time first):",
-            f"  {'pass':<12}{'E':>3}{'rows':>6}{'k':>6}{'n':>6}{'calls':>7}{'us/call':>9}{'GFLOP/s':>9}"
-            f"{'ms/step':>9}",
+            f"calibration GFLOP/s{th['calibration_gflops']:8.1f}   the step's matmuls (baddbmm/bmm) timed alone: "
+            f"{cal['matmul_ms_per_step']:.1f} ms/step = {cal['steps_per_s_if_only_matmuls']:.2f} steps/s if only "
+            "they ran",
+            f"ratio              {th['ratio']:8.2f}   achieved / calibration ({verdict} the {th['goal_ratio']:.0%} "
+            f"goal; {cal['other_ms_per_step']:.1f} ms/step is not matmul time)",
         ]
-        for s in cal["shapes"]:
-            lines.append(f"  {s['kind']:<12}{s['members']:>3}{s['rows']:>6}{s['k']:>6}{s['n']:>6}"
-                         f"{s['calls_per_step']:>7}{s['us_per_call']:>9.1f}{s['gflops']:>9.1f}{s['ms_per_step']:>9.2f}")
+        if "onednn_calibration_gflops" in th:
+            lines += [
+                f"oneDNN GFLOP/s     {th['onednn_calibration_gflops']:8.1f}   same shapes through oneDNN's fp32 GEMM "
+                f"({cal['onednn_matmul_ms_per_step']:.1f} ms/step): what this CPU can do in fp32",
+                f"ratio vs oneDNN    {th['ratio_vs_onednn']:8.2f}",
+            ]
+        sq = f"{th['square_512_gflops']:.1f}" + (f", oneDNN {th['square_512_onednn_gflops']:.1f}"
+                                                 if "square_512_onednn_gflops" in th else "")
+        lines += [f"512^3 matmul GFLOP/s: {sq} (reference ceilings)",
+                  f"fp32 matmul check: mkldnn fp32_precision={m['mkldnn_fp32_precision']}, relative error vs "
+                  f"float64 {m['matmul_probe_rel_error']:.1e}"
+                  + ("" if m["matmul_probe_rel_error"] < 1e-4 else "  (REDUCED PRECISION: not fp32 arithmetic)"),
+                  "", "calibration shapes (largest share of step time first; time per call in us, GFLOP/s):"]
+        has_onednn = "onednn_us_per_call" in cal["shapes"][0]
+        lines.append(f"  {'pass':<12}{'E':>3}{'rows':>6}{'k':>6}{'n':>6}{'calls':>7}{'aten us':>10}{'GFLOP/s':>9}"
+                     f"{'ms/step':>9}" + (f"{'oneDNN us':>11}{'GFLOP/s':>9}" if has_onednn else ""))
+        for row in cal["shapes"]:
+            lines.append(f"  {row['kind']:<12}{row['members']:>3}{row['rows']:>6}{row['k']:>6}{row['n']:>6}"
+                         f"{row['calls_per_step']:>7}{row['aten_us_per_call']:>10.1f}{row['aten_gflops']:>9.1f}"
+                         f"{row['aten_ms_per_step']:>9.2f}"
+                         + (f"{row['onednn_us_per_call']:>11.1f}{row['onednn_gflops']:>9.1f}" if has_onednn else ""))
     busy = [x for x in (t.get("other_processes_cores"), r.get("calibration", {}).get("other_processes_cores"))
             if x is not None]
     if busy and max(busy) > BUSY_WARNING:
@@ -429,7 +544,8 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
                       batch_size=getattr(args, "batch_size", None) or 64,
                       steps=args.steps if getattr(args, "steps", None) is not None else 30,
                       warmup=args.warmup if getattr(args, "warmup", None) is not None else 5,
-                      threads=getattr(args, "threads", None) or 1, case=label)
+                      threads=getattr(args, "threads", None) or 1, case=label,
+                      mkldnn_fp32_precision=getattr(args, "mkldnn_fp32_precision", None))
     if min(cfg.agents, cfg.obs_dim, cfg.action_dim, cfg.batch_size, cfg.steps, cfg.threads) < 1 or cfg.warmup < 0:
         raise MarlbenchError("bench needs agents, obs/action dims, batch size, steps and threads >= 1, warmup >= 0")
     return cfg

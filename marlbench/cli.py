@@ -170,6 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--steps", type=int, default=30, help="timed gradient steps")
     bench.add_argument("--warmup", type=int, default=5, help="untimed gradient steps first")
     bench.add_argument("--threads", type=int, default=1, help="torch threads (also used for the calibration)")
+    bench.add_argument("--mkldnn-fp32-precision", choices=("ieee", "tf32", "bf16", "none"),
+                       help="set torch.backends.mkldnn.matmul.fp32_precision for the run (experiment; the report "
+                            "checks whether matmuls stay fp32)")
     bench.add_argument("--json", action="store_true", help="print the result as one JSON object")
     bench.set_defaults(func=cmd_bench)
     return p

@@ -65,8 +65,9 @@ def test_corrupt_dataset_file(capsys, tmp_path, monkeypatch):
     assert str(path) in err and "marlbench data generate mpe/spread-scripted" in err
 
 
-def test_argparse_usage_error_exits_2():
-    proc = subprocess.run([sys.executable, "-m", "marlbench.cli", "run", "--task", "x"], capture_output=True, text=True)
+def test_argparse_usage_error_exits_2(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "marlbench.cli", "run", "--task", "x"], capture_output=True,
+                          text=True, cwd=tmp_path)  # cwd: test the installed package, not the source folder
     assert proc.returncode == 2 and "--algo" in proc.stderr
 
 
