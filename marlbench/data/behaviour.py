@@ -29,6 +29,9 @@ DEFAULT_NOISE_LEVELS: tuple[tuple[float, float], ...] = (
 # Collisions remain on about 9% of noise-free steps, mostly where two landmarks lie closer than two agent sizes.
 DEFAULT_KP = 2.0
 DEFAULT_KD = 1.0
+# "optimal": re-solve the min-total-distance agent->landmark assignment every step (coordinated, but a hard
+# combinatorial function for a learner); "index": agent i steers to landmark i (decentralised and easy to learn).
+ASSIGNMENTS = ("optimal", "index")
 MAX_BRUTE_FORCE_AGENTS = 7  # 7! = 5040 permutations per episode is still cheap; beyond that it is not
 
 
@@ -63,13 +66,15 @@ class ScriptedSpreadPolicy:
     name = "scripted-spread-pd"
 
     def __init__(self, noise_levels: Sequence[tuple[float, float] | float] = DEFAULT_NOISE_LEVELS,
-                 seed: int = 0, kp: float = DEFAULT_KP, kd: float = DEFAULT_KD):
+                 seed: int = 0, kp: float = DEFAULT_KP, kd: float = DEFAULT_KD, assignment: str = "optimal"):
         levels = [(float(lv), 0.0) if np.isscalar(lv) else tuple(map(float, lv)) for lv in noise_levels]
         if not levels or any(len(lv) != 2 or lv[0] < 0 or not 0 <= lv[1] <= 1 for lv in levels):
             raise ConfigError(f"noise_levels must be a non-empty list of (std >= 0, 0 <= random_prob <= 1), "
                               f"got {noise_levels!r}")
+        if assignment not in ASSIGNMENTS:
+            raise ConfigError(f"assignment must be one of {ASSIGNMENTS}, got {assignment!r}")
         self.noise_levels = levels
-        self.kp, self.kd, self.seed = float(kp), float(kd), seed
+        self.kp, self.kd, self.seed, self.assignment = float(kp), float(kd), seed, assignment
         self._rng = np.random.default_rng(seed)
         self._episodes_started = 0
         self.level = np.zeros(0, dtype=np.int64)  # noise-level index of each episode in the current batch
@@ -87,7 +92,10 @@ class ScriptedSpreadPolicy:
         b, n, _ = obs.shape
         vel = obs[..., 0:2]
         rel_land = obs[..., 4:4 + 2 * n].reshape(b, n, n, 2)  # landmark - own position
-        target = optimal_assignment(np.linalg.norm(rel_land, axis=-1))
+        if self.assignment == "optimal":
+            target = optimal_assignment(np.linalg.norm(rel_land, axis=-1))
+        else:  # agent i always steers to landmark i
+            target = np.broadcast_to(np.arange(n), (b, n))
         rel = np.take_along_axis(rel_land, target[:, :, None, None], axis=2)[:, :, 0]
         return np.clip(self.kp * rel - self.kd * vel, -1.0, 1.0)
 
@@ -111,6 +119,7 @@ class ScriptedSpreadPolicy:
             "name": self.name,
             "noise_levels": [{"action_std": s, "random_prob": p} for s, p in self.noise_levels],
             "level_of_episode": "episode index modulo len(noise_levels)",
+            "assignment": self.assignment,
             "kp": self.kp,
             "kd": self.kd,
             "seed": self.seed,

@@ -12,6 +12,12 @@ from marlbench.envs.mpe import SpreadEnv
 
 Policy = Callable[[EnvStep], np.ndarray]
 SPREAD_CHUNK = 1000  # episodes stepped together; fixed, so fewer episodes give a prefix of more episodes
+# mpe/spread-scripted: agent i steers to landmark i (index assignment) at five noise levels (Gaussian std,
+# random-action probability), from noise-free (~81 normalised) to uniform random (~0); the mix averages ~49.
+# The optimal-assignment controller scores higher (~102) but is a hard combinatorial target: with the quick
+# profile's budget every learner we tried stayed below 20 normalised on it (see docs/TASKS.md).
+SPREAD_SCRIPTED_ASSIGNMENT = "index"
+SPREAD_SCRIPTED_NOISE = ((0.0, 0.0), (0.3, 0.0), (0.6, 0.1), (1.0, 0.3), (0.0, 1.0))
 
 
 def _derived_seed(seed: int, *stream: int) -> int:
@@ -78,7 +84,8 @@ def _rollout_batch(env: BatchedMultiAgentEnv, policy: Policy, seed: int, limit: 
 
 def generate_spread_scripted(episodes: int = 4000, seed: int = 0) -> Dataset:
     """Spread dataset from ``ScriptedSpreadPolicy`` with its default noise mix (bit-identical per arguments)."""
-    policy = ScriptedSpreadPolicy(seed=_derived_seed(seed, 1))
+    policy = ScriptedSpreadPolicy(SPREAD_SCRIPTED_NOISE, seed=_derived_seed(seed, 1),
+                                  assignment=SPREAD_SCRIPTED_ASSIGNMENT)
     env = SpreadEnv(num_envs=SPREAD_CHUNK)
     data = rollout(env, policy, episodes, seed)
     returns = data.episode_returns()
