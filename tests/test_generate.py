@@ -92,9 +92,9 @@ def test_generated_transitions_replay_in_the_env():
 def test_dataset_quality_mix():
     d = generate_spread_scripted(episodes=4000, seed=0)
     score = SPEC.normalise(d.episode_returns().mean())
-    assert 40 <= score <= 65, score
+    assert 55 <= score <= 70, score
     per_level = d.metadata["behaviour_policy"]["return_mean_per_level"]
-    assert SPEC.normalise(per_level[0]) > 75 and abs(SPEC.normalise(per_level[-1])) < 5, per_level
+    assert SPEC.normalise(per_level[0]) > 75 and SPEC.normalise(per_level[-1]) < 40, per_level
     assert all(a > b for a, b in zip(per_level, per_level[1:])), per_level
 
 
