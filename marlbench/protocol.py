@@ -24,7 +24,7 @@ import torch
 
 from marlbench.algorithm import Algorithm
 from marlbench.config import ResolvedConfig
-from marlbench.data.formats.native import load_native, save_native
+from marlbench.data.formats.native import load_native, read_native_metadata, save_native
 from marlbench.data.sampler import TransitionSampler
 from marlbench.errors import ConfigError
 from marlbench.registry import ALGORITHMS
@@ -129,7 +129,9 @@ def run_seed(
     """Train and evaluate one seed; resume from its checkpoint or return its record if already complete."""
     task, algo_cls = get_task(task_name), ALGORITHMS.get(algorithm)
     proto, config = resolved.protocol, resolved.to_dict()
-    rid = run_id(algo_cls.name, task.name, config)
+    # the stored checksum (attributes only) ties the run to the dataset's content: new data, new run
+    data_checksum = read_native_metadata(task.dataset_path, task.name)["checksum"]
+    rid = run_id(algo_cls.name, task.name, config, data_checksum)
     paths = RunPaths.make(results_root, task.name, algo_cls.name, rid, seed)
     if paths.final.exists():
         record = json.loads(paths.final.read_text())

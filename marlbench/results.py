@@ -6,8 +6,8 @@
         checkpoint.pt    latest training state (algorithm, optimizers, sampler and RNG states)
         final.json       the final record (fields documented in docs/RESULTS.md); its presence means "complete"
 
-``run_id`` hashes the algorithm, task, resolved config and marlbench version, so changing any of them starts a
-new run while re-running the same command resumes or skips the old one.
+``run_id`` hashes the algorithm, task, resolved config, dataset checksum and marlbench version, so changing any of
+them starts a new run while re-running the same command resumes or skips the old one.
 """
 from __future__ import annotations
 
@@ -57,9 +57,9 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def run_id(algorithm: str, task: str, config: dict) -> str:
-    payload = json.dumps({"algorithm": algorithm, "task": task, "config": config, "version": marlbench.__version__},
-                         sort_keys=True)
+def run_id(algorithm: str, task: str, config: dict, dataset_checksum: str) -> str:
+    payload = json.dumps({"algorithm": algorithm, "task": task, "config": config, "dataset": dataset_checksum,
+                          "version": marlbench.__version__}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 

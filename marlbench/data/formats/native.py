@@ -52,8 +52,7 @@ def save_native(dataset: Dataset, path: str | os.PathLike, compression: str | No
 
 def _fix(path: Path, task: str | None) -> str:
     task = task or "<task>"
-    return (f"delete {path} and run `marlbench data generate {task}` "
-            f"(or `marlbench data download {task}` for a published dataset)")
+    return f"delete {path} and run `marlbench data generate {task}`"
 
 
 @contextmanager
@@ -85,10 +84,10 @@ def _open(path: Path, task: str | None):
                            f"Fix: {_fix(path, task)}.") from e
 
 
-def read_native_metadata(path: str | os.PathLike) -> dict:
+def read_native_metadata(path: str | os.PathLike, task: str | None = None) -> dict:
     """The file's metadata (task, source, statistics, ...) plus ``format``, ``schema_version`` and ``checksum``,
-    read from attributes only, without loading arrays."""
-    with _open(Path(path), None) as (f, metadata):
+    read from attributes only, without loading arrays. ``task`` names the task in error messages."""
+    with _open(Path(path), task) as (f, metadata):
         return {**metadata, "format": FORMAT, "schema_version": SCHEMA_VERSION, "checksum": str(f.attrs["checksum"])}
 
 
