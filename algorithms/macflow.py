@@ -1,14 +1,19 @@
-"""MAC-Flow (continuous actions): Lee, Lee & Zhang, "Multi-Agent Coordination via Flow Matching", ICLR 2026.
+"""MAC-Flow: Lee, Lee & Zhang, "Multi-Agent Coordination via Flow Matching", ICLR 2026.
 
-Stage I   joint flow BC over the joint action, Eq. (6); Euler sampler with M steps, Alg. 2.
+Stage I   joint flow BC over the joint action, Eq. (6); Euler sampler with M steps, Alg. 2. Discrete actions are
+          one-hot vectors x1 = onehot(a) (App. E), decoded by a legal-masked argmax.
 Critic    individual Q_i(o_i, a_i), an ensemble of 2 aggregated by the mean (App. E), Q_tot = mean_i Q_i (average
-          mixer, IGM); TD targets use next actions sampled from the flow (Alg. 1); Polyak target.
+          mixer, IGM); TD targets use next actions sampled from the flow (Alg. 1); Polyak target. Discrete critics
+          output Q_i(o_i, .) for every action at once.
 Stage II  one-step policies mu_w_i(o_i, z_i) trained with -Q_tot + alpha * distillation toward the flow with the
-          SAME noise z (Eq. 9). Deployment uses only the one-step policies (decentralised, one network call).
+          SAME noise z (Eq. 9). Discrete policies output logits; distillation is the cross-entropy to the flow's
+          decoded sample, and the Q term uses the differentiable expectation sum_a pi_i(a) Q_i(o_i, a) (the
+          reference code routes Q through argmax, whose gradient is zero).
+Deployment uses only the one-step policies (decentralised, one network call; discrete: legal-masked argmax).
 
-All three losses are summed and take one backward pass and one Adam step on the same batch, as the reference
-code does (App. E's "alternate" updates share the batch; the critic term is blocked from the actor loss).
-Deviations of the reference code are options here, never silent: see the fields marked "reference code".
+All losses are summed and take one backward pass and one Adam step on the same batch, as the reference code does
+(App. E's "alternate" updates share the batch; the critic is frozen inside the actor's Q term).
+Deviations of the reference code and the paper's ablations are options here, never silent.
 """
 from __future__ import annotations
 
@@ -18,11 +23,13 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from marlbench.algorithm import Algorithm
 from marlbench.config import AlgoConfig
 from marlbench.data.sampler import Batch
+from marlbench.errors import ConfigError
 from marlbench.nn import AgentMLP, EnsembleMLP, make_adam, polyak_update
 
 
@@ -36,16 +43,18 @@ class MACFlowConfig(AlgoConfig):
     # "mixed": TD on Q_tot = mean_i Q_i with the mean team reward (App. E average mixer; reference code).
     # "individual": per-agent TD with r_i, as Alg. 1 is written.
     td_target: Literal["mixed", "individual"] = "mixed"
-    # Eq. (9) sums squared errors over agents and action dims; the reference code averages them ("mean").
+    # Eq. (9) sums the distillation over agents (and action dims); the reference code averages ("mean").
     distill_reduction: Literal["sum", "mean"] = "sum"
     flow: Literal["joint", "individual"] = "joint"  # Stage I over the joint action (Eq. 6) or per agent (reference)
     next_actions: Literal["flow", "onestep"] = "flow"  # TD next actions from the flow (Alg. 1) or one-step (reference)
     actor_layer_norm: bool = True  # paper App. E: LayerNorm everywhere; reference code: False for actors
     time_features: int = 1  # 1: the raw t as input (reference code); >1: t plus sinusoidal features of t
+    # Ablations (App. H): without value guidance (Fig. 14d), and acting with the joint flow itself (Fig. 14b,
+    # centralised execution: every agent's action depends on all observations).
+    q_guidance: bool = True
+    deploy: Literal["onestep", "flow"] = "onestep"
 
     def validate(self) -> None:
-        from marlbench.errors import ConfigError
-
         if self.flow_steps < 1 or self.critic_ensemble < 1 or self.alpha < 0:
             raise ConfigError("macflow needs flow_steps >= 1, critic_ensemble >= 1 and alpha >= 0")
 
@@ -58,21 +67,27 @@ def time_features(t: Tensor, count: int) -> Tensor:
     return torch.cat([t, torch.sin(t * freqs), torch.cos(t * freqs)], -1)[:, :count]
 
 
-class MACFlow(Algorithm, name="macflow", continuous=True, discrete=False):
+def masked(logits: Tensor, legals: Tensor | None) -> Tensor:
+    """Illegal actions get a large negative score so no softmax, cross-entropy or argmax picks them."""
+    return logits if legals is None else logits.masked_fill(~legals, -1e9)
+
+
+class MACFlow(Algorithm, name="macflow", continuous=True, discrete=True):
     """MAC-Flow: joint flow BC distilled into decentralised one-step policies under an IGM critic."""
 
     Config = MACFlowConfig
 
     def __init__(self, spec, cfg: MACFlowConfig, device="cpu"):
         super().__init__(spec, cfg, device)
+        # da: continuous action dims, or the one-hot width (number of actions) for discrete tasks
         n, do, da, h = spec.n_agents, spec.obs_dim, spec.action_dim, cfg.hidden_dims
-        shared, ln = cfg.share_parameters, cfg.layer_norm
-        tf = cfg.time_features
+        shared, ln, tf = cfg.share_parameters, cfg.layer_norm, cfg.time_features
         if cfg.flow == "joint":  # v_phi(t, o, x) over the whole joint action
             self.flow = EnsembleMLP(1, n * do + n * da + tf, h, n * da, ln)
         else:
             self.flow = AgentMLP(n, do + da + tf, h, da, shared=shared, layer_norm=ln)
-        self.critic = AgentMLP(n, do + da, h, 1, members=cfg.critic_ensemble, shared=shared, layer_norm=ln)
+        critic_in, critic_out = (do + da, 1) if spec.continuous else (do, da)
+        self.critic = AgentMLP(n, critic_in, h, critic_out, members=cfg.critic_ensemble, shared=shared, layer_norm=ln)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.actor = AgentMLP(n, do + da, h, da, shared=shared, layer_norm=cfg.actor_layer_norm)
         self.to(self.device)
@@ -90,34 +105,47 @@ class MACFlow(Algorithm, name="macflow", continuous=True, discrete=False):
 
     @torch.no_grad()
     def flow_actions(self, obs: Tensor, noise: Tensor) -> Tensor:
-        """mu_phi(o, z): Euler integration of the flow from z over M steps (Alg. 2), clipped to the action box."""
+        """mu_phi(o, z): Euler integration of the flow from z over M steps (Alg. 2); continuous: clipped to the box."""
         x, m = noise, self.cfg.flow_steps
         t = torch.zeros(x.shape[0], 1, 1, device=x.device)
         for _ in range(m):
             x = x + self.velocity(obs, x, t) / m
             t = t + 1.0 / m
-        return x.clamp(self.spec.action_low, self.spec.action_high)
+        return self.clip(x) if self.spec.continuous else x
 
     def one_step(self, obs: Tensor, noise: Tensor) -> Tensor:
-        """mu_w_i(o_i, z_i) for every agent at once (unclipped)."""
+        """mu_w_i(o_i, z_i) for every agent at once: unclipped actions, or logits for discrete tasks."""
         return self.actor(torch.cat([obs, noise], -1))[0]
 
-    def q_values(self, critic: AgentMLP, obs: Tensor, actions: Tensor) -> Tensor:
-        """Ensemble-aggregated individual Q_i(o_i, a_i): [B, N]."""
-        qs = critic(torch.cat([obs, actions], -1)).squeeze(-1)  # [E, B, N]
+    def q_members(self, critic: AgentMLP, obs: Tensor, actions: Tensor) -> Tensor:
+        """Per-member Q_i(o_i, a_i): [E, B, N]. Discrete ``actions`` are indices [B, N] or action probabilities
+        [B, N, nA]; probabilities give the expectation sum_a pi_i(a) Q_i(o_i, a)."""
+        if self.spec.continuous:
+            return critic(torch.cat([obs, actions], -1)).squeeze(-1)
+        qs = critic(obs)  # [E, B, N, nA]
+        if actions.dtype == torch.long:
+            return qs.gather(-1, actions.expand(qs.shape[0], *actions.shape).unsqueeze(-1)).squeeze(-1)
+        return (qs * actions).sum(-1)
+
+    def aggregate(self, qs: Tensor) -> Tensor:
         return qs.mean(0) if self.cfg.q_aggregation == "mean" else qs.min(0).values
 
-    def update(self, batch: Batch) -> dict[str, Tensor]:
-        cfg, obs, actions = self.cfg, batch.obs, batch.actions
-        b = obs.shape[0]
+    def clip(self, actions: Tensor) -> Tensor:
+        return actions.clamp(self.spec.action_low, self.spec.action_high)
 
-        # Stage I, Eq. (6): x_t = (1-t) x0 + t a, regress a - x0.
-        x0 = torch.randn_like(actions)
+    def losses(self, batch: Batch) -> dict[str, Tensor]:
+        """The three losses of one step (flow, critic, actor terms), before summation."""
+        cfg, obs, discrete = self.cfg, batch.obs, not self.spec.continuous
+        b, n, da = obs.shape[0], self.spec.n_agents, self.spec.action_dim
+        x1 = F.one_hot(batch.actions, da).float() if discrete else batch.actions
+
+        # Stage I, Eq. (6): x_t = (1-t) x0 + t x1, regress x1 - x0.
+        x0 = torch.randn_like(x1)
         t = torch.rand(b, 1, 1, device=obs.device)
-        flow_loss = (self.velocity(obs, (1 - t) * x0 + t * actions, t) - (actions - x0)).square().mean()
+        flow_loss = (self.velocity(obs, (1 - t) * x0 + t * x1, t) - (x1 - x0)).square().mean()
 
         # One batch for both Euler chains: next actions for TD (o') and distillation targets (o).
-        noise = torch.randn(2 * b, *actions.shape[1:], device=obs.device)
+        noise = torch.randn(2 * b, n, da, device=obs.device)
         actor_noise = noise[b:]
         if cfg.next_actions == "flow":
             sampled = self.flow_actions(torch.cat([batch.next_obs, obs]), noise)
@@ -125,48 +153,62 @@ class MACFlow(Algorithm, name="macflow", continuous=True, discrete=False):
         else:
             teacher = self.flow_actions(obs, actor_noise)
             with torch.no_grad():
-                next_actions = self.clip(self.one_step(batch.next_obs, noise[:b]))
+                next_actions = self.one_step(batch.next_obs, noise[:b])
+                next_actions = next_actions if discrete else self.clip(next_actions)
+        if discrete:  # decode one-hot-space samples into legal actions
+            next_actions = masked(next_actions, batch.next_legals).argmax(-1)
+            teacher = masked(teacher, batch.legals).argmax(-1)
 
         # Critic: TD under the average mixer.
         with torch.no_grad():
-            next_q = self.q_values(self.target_critic, batch.next_obs, next_actions)  # [B, N]
+            next_q = self.aggregate(self.q_members(self.target_critic, batch.next_obs, next_actions))  # [B, N]
             not_done = (1.0 - batch.dones).unsqueeze(-1)
             if cfg.td_target == "mixed":
                 target = batch.rewards.mean(-1, keepdim=True) + cfg.gamma * not_done * next_q.mean(-1, keepdim=True)
             else:
                 target = batch.rewards + cfg.gamma * not_done * next_q
-        qs = self.critic(torch.cat([obs, actions], -1)).squeeze(-1)  # [E, B, N]
-        pred = qs.mean(-1, keepdim=True) if cfg.td_target == "mixed" else qs
-        critic_loss = (pred - target).square().mean()
+        qs = self.q_members(self.critic, obs, batch.actions)  # [E, B, N]
+        critic_loss = ((qs.mean(-1, keepdim=True) if cfg.td_target == "mixed" else qs) - target).square().mean()
 
-        # Stage II, Eq. (9): -Q_tot(o, mu_w(o, z)) + alpha * ||mu_w(o, z) - mu_phi(o, z)||^2, same z.
-        policy_actions = self.one_step(obs, actor_noise)
-        sq = (policy_actions - teacher).square()
-        distill_loss = sq.sum((1, 2)).mean() if cfg.distill_reduction == "sum" else sq.mean()
-        self.critic.requires_grad_(False)  # the actor's Q term must not train the critic
-        q_tot = self.q_values(self.critic, obs, self.clip(policy_actions)).mean(-1)
-        self.critic.requires_grad_(True)
-        q_loss = -q_tot.mean()
-        if cfg.normalize_q_loss:
-            q_loss = q_loss / q_tot.abs().mean().detach().clamp_min(1e-6)
-        actor_loss = q_loss + cfg.alpha * distill_loss
+        # Stage II, Eq. (9): -Q_tot(o, mu_w(o, z)) + alpha * distance(mu_w(o, z), mu_phi(o, z)), same z.
+        out = self.one_step(obs, actor_noise)
+        if discrete:
+            logits = masked(out, batch.legals)
+            per_agent = F.cross_entropy(logits.flatten(0, 1), teacher.flatten(), reduction="none").view(b, n)
+            policy = logits.softmax(-1)  # differentiable relaxation: Q_i in expectation under pi_i
+        else:
+            per_agent = (out - teacher).square().sum(-1)
+            policy = self.clip(out)
+        distill_loss = per_agent.sum(1).mean() if cfg.distill_reduction == "sum" else per_agent.mean() / (
+            1 if discrete else da)
+        losses = {"flow_loss": flow_loss, "critic_loss": critic_loss, "distill_loss": distill_loss}
+        if cfg.q_guidance:
+            self.critic.requires_grad_(False)  # the actor's Q term must not train the critic
+            q_tot = self.aggregate(self.q_members(self.critic, obs, policy)).mean(-1)
+            self.critic.requires_grad_(True)
+            q_loss = -q_tot.mean()
+            losses["q_loss"] = q_loss / q_tot.abs().mean().detach().clamp_min(1e-6) if cfg.normalize_q_loss else q_loss
+        losses["q_mean"] = qs.mean().detach()
+        return losses
 
+    def update(self, batch: Batch) -> dict[str, Tensor]:
+        losses = self.losses(batch)
+        total = losses["flow_loss"] + losses["critic_loss"] + self.cfg.alpha * losses["distill_loss"]
+        if "q_loss" in losses:
+            total = total + losses["q_loss"]
         self.optimizer.zero_grad(set_to_none=True)
-        (flow_loss + critic_loss + actor_loss).backward()
+        total.backward()
         self.optimizer.step()
-        polyak_update(self.target_critic, self.critic, cfg.tau)
-        return {
-            "flow_loss": flow_loss.detach(),
-            "critic_loss": critic_loss.detach(),
-            "distill_loss": distill_loss.detach(),
-            "q_loss": q_loss.detach(),
-            "q_mean": qs.mean().detach(),
-        }
-
-    def clip(self, actions: Tensor) -> Tensor:
-        return actions.clamp(self.spec.action_low, self.spec.action_high)
+        polyak_update(self.target_critic, self.critic, self.cfg.tau)
+        return {k: v.detach() for k, v in losses.items()}
 
     @torch.no_grad()
     def act(self, obs: Tensor, legals: Tensor | None = None) -> Tensor:
         noise = torch.randn(*obs.shape[:-1], self.spec.action_dim, device=obs.device)
-        return self.clip(self.one_step(obs, noise))
+        if self.cfg.deploy == "flow":
+            out = self.flow_actions(obs, noise)
+        else:
+            out = self.one_step(obs, noise)
+        if not self.spec.continuous:
+            return masked(out, legals).argmax(-1)
+        return self.clip(out)
