@@ -217,7 +217,8 @@ def register_game_tasks() -> None:
     for zeta in PAYOFF_ZETAS:
         name = payoff_name(zeta)
         register_task(Task(name, "games", "payoff", name.split("-")[-1], spec=coordination_spec(name),
-                           make_env=partial(CoordinationGameEnv, name=name), generate=partial(generate_payoff, zeta=zeta),
+                           make_env=partial(CoordinationGameEnv, name=name),
+                           generate=partial(generate_payoff, zeta=zeta),
                            default_episodes=DEFAULT_EPISODES,
                            description=f"App. H.7 payoff game; dataset diagonal mass zeta={zeta}"),
                       aliases=(name.split("/")[1],))
