@@ -114,3 +114,7 @@ def _register_catalogue() -> None:
 
 
 _register_catalogue()
+
+from marlbench.envs.games import register_game_tasks  # noqa: E402  (games import Task from this module)
+
+register_game_tasks()

@@ -1,0 +1,85 @@
+"""The paper's didactic claims on the games (App. H.5, H.6), with fixed seeds and the quick profile."""
+import numpy as np
+import pytest
+import torch
+
+import marlbench.catalog  # noqa: F401
+from marlbench.config import resolve
+from marlbench.data.formats.native import load_native
+from marlbench.data.sampler import TransitionSampler
+from marlbench.envs.games import COORDINATION_PAYOFF, joint_action_frequencies
+from marlbench.protocol import ensure_dataset, seed_everything
+from marlbench.registry import ALGORITHMS
+from marlbench.tasks import get_task
+
+SAMPLES = 20000
+
+
+def train(task_name, **overrides):
+    """MAC-Flow trained with the quick profile's budget for the games benchmark; returns (algorithm, dataset)."""
+    task = get_task(task_name)
+    dataset = load_native(ensure_dataset(task, log=lambda msg: None), task.spec)
+    cls = ALGORITHMS.get("macflow")
+    resolved = resolve(cls, task.benchmark, "quick", overrides=overrides)
+    torch.set_num_threads(1)
+    seed_everything(0)
+    algo = cls(task.spec, resolved.algorithm)
+    sampler = TransitionSampler(dataset, resolved.algorithm.batch_size, "cpu", seed=0)
+    for _ in range(resolved.protocol.steps):
+        algo.update(sampler.sample())
+    return algo, dataset
+
+
+def policy_samples(algo, deploy):
+    algo.cfg.deploy = deploy
+    torch.manual_seed(1)
+    return algo.act(torch.zeros(SAMPLES, 2, 1)).numpy()
+
+
+def expected_reward(freq):
+    return float((freq * np.asarray(COORDINATION_PAYOFF)).sum())
+
+
+def tv(p, q):
+    return 0.5 * float(np.abs(p - q).sum())
+
+
+@pytest.fixture(scope="module")
+def coordination(data_dir):
+    macflow, dataset = train("games/coordination")
+    no_guidance, _ = train("games/coordination", q_guidance=False)
+    return {
+        "data": joint_action_frequencies(dataset.actions),
+        "flow": joint_action_frequencies(policy_samples(macflow, "flow")),
+        "macflow": joint_action_frequencies(policy_samples(macflow, "onestep")),
+        "no_guidance": joint_action_frequencies(policy_samples(no_guidance, "onestep")),
+    }
+
+
+def test_joint_flow_reproduces_the_dataset(coordination):
+    assert tv(coordination["flow"], coordination["data"]) <= 0.1, coordination
+
+
+def test_value_guidance_amplifies_the_rare_optimal_joint_action(coordination):
+    c = coordination
+    assert c["macflow"][1, 1] > max(c["data"][1, 1], c["flow"][1, 1]), c
+    assert expected_reward(c["macflow"]) > max(expected_reward(c["data"]), expected_reward(c["flow"])), c
+
+
+def test_without_value_guidance_the_policy_is_the_product_of_marginals(coordination):
+    c = coordination
+    product = np.outer(c["data"].sum(1), c["data"].sum(0))  # near uniform: both marginals are ~50/50
+    assert tv(c["no_guidance"], product) <= 0.1, c
+    assert c["no_guidance"][1, 1] < c["macflow"][1, 1] - 0.05, c
+
+
+def test_xor_joint_flow_keeps_the_anti_aligned_modes_and_the_factorised_policy_does_not(data_dir):
+    algo, _ = train("games/xor")
+
+    def near_modes(actions):  # both agents within 0.5 of +-1 and opposite in sign
+        a = actions[..., 0]
+        return float(np.mean((np.abs(a) > 0.5).all(-1) & (a[:, 0] * a[:, 1] < 0)))
+
+    flow, factorised = near_modes(policy_samples(algo, "flow")), near_modes(policy_samples(algo, "onestep"))
+    assert flow > 0.8, (flow, factorised)
+    assert factorised < 0.6 and factorised < flow - 0.25, (flow, factorised)
