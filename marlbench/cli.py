@@ -117,6 +117,15 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plot(args: argparse.Namespace) -> int:
+    _catalog()
+    from marlbench.analysis import games
+
+    for path in games.main(Path(args.out), args.seed, args.steps):
+        print(f"wrote {path}")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from marlbench import bench
 
@@ -156,6 +165,13 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--out", help="write to this file instead of the task's cache")
     data.add_argument("--force", action="store_true", help="regenerate even if the cached file exists")
     data.set_defaults(func=cmd_data)
+
+    plot = sub.add_parser("plot", help="figures")
+    plot.add_argument("what", choices=("games",), help="games: the didactic games of App. H (Fig. 14-16)")
+    plot.add_argument("--out", default="results/figures/games", help="output directory")
+    plot.add_argument("--seed", type=int, default=0)
+    plot.add_argument("--steps", type=int, help="override the quick profile's games budget (smoke tests)")
+    plot.set_defaults(func=cmd_plot)
 
     bench = sub.add_parser("bench", help="speed benchmarks")
     bench.add_argument("what", choices=("train",))

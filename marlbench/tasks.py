@@ -116,5 +116,7 @@ def _register_catalogue() -> None:
 _register_catalogue()
 
 from marlbench.envs.games import register_game_tasks  # noqa: E402  (games import Task from this module)
+from marlbench.envs.landmarks import register_landmark_tasks  # noqa: E402
 
 register_game_tasks()
+register_landmark_tasks()

@@ -1,43 +1,10 @@
 """The paper's didactic claims on the games (App. H.5, H.6), with fixed seeds and the quick profile."""
 import numpy as np
 import pytest
-import torch
 
 import marlbench.catalog  # noqa: F401
-from marlbench.config import resolve
-from marlbench.data.formats.native import load_native
-from marlbench.data.sampler import TransitionSampler
-from marlbench.envs.games import COORDINATION_PAYOFF, joint_action_frequencies
-from marlbench.protocol import ensure_dataset, seed_everything
-from marlbench.registry import ALGORITHMS
-from marlbench.tasks import get_task
-
-SAMPLES = 20000
-
-
-def train(task_name, **overrides):
-    """MAC-Flow trained with the quick profile's budget for the games benchmark; returns (algorithm, dataset)."""
-    task = get_task(task_name)
-    dataset = load_native(ensure_dataset(task, log=lambda msg: None), task.spec)
-    cls = ALGORITHMS.get("macflow")
-    resolved = resolve(cls, task.benchmark, "quick", overrides=overrides)
-    torch.set_num_threads(1)
-    seed_everything(0)
-    algo = cls(task.spec, resolved.algorithm)
-    sampler = TransitionSampler(dataset, resolved.algorithm.batch_size, "cpu", seed=0)
-    for _ in range(resolved.protocol.steps):
-        algo.update(sampler.sample())
-    return algo, dataset
-
-
-def policy_samples(algo, deploy):
-    algo.cfg.deploy = deploy
-    torch.manual_seed(1)
-    return algo.act(torch.zeros(SAMPLES, 2, 1)).numpy()
-
-
-def expected_reward(freq):
-    return float((freq * np.asarray(COORDINATION_PAYOFF)).sum())
+from marlbench.analysis.games import expected_reward, policy_samples, train_macflow as train
+from marlbench.envs.games import joint_action_frequencies
 
 
 def tv(p, q):
@@ -83,3 +50,11 @@ def test_xor_joint_flow_keeps_the_anti_aligned_modes_and_the_factorised_policy_d
     flow, factorised = near_modes(policy_samples(algo, "flow")), near_modes(policy_samples(algo, "onestep"))
     assert flow > 0.8, (flow, factorised)
     assert factorised < 0.6 and factorised < flow - 0.25, (flow, factorised)
+
+
+def test_plot_games_writes_every_figure(tmp_path, capsys, data_dir):
+    from marlbench.cli import main
+
+    assert main(["plot", "games", "--out", str(tmp_path), "--steps", "20"]) == 0  # smoke budget: files, not claims
+    for name in ("games.json", "fig14_coordination.png", "fig15_xor.png", "fig16_payoff.png"):
+        assert (tmp_path / name).stat().st_size > 1000, name
