@@ -121,3 +121,16 @@ def test_lipschitz_pairwise_is_below_gradient_bound_for_nonlinear_q():
     # true constant on [-1, 1]^2 is 2*sqrt(2) (at a = 0); both estimates lie below it, the gradient one closer
     assert pair_est <= grad_est <= 2.0 * math.sqrt(2.0) + 1e-9
     assert grad_est > 0.95 * 2.0 * math.sqrt(2.0)
+
+
+def test_w2_coupled_lipschitz_bounds_the_value_gap():
+    from marlbench.diagnostics import w2_coupled_lipschitz
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(200, 3)), rng.normal(loc=0.5, size=(200, 3))
+    q = lambda a: np.sin(a).sum(-1) + a[:, 0] ** 2  # noqa: E731
+    w2, lip = w2_coupled_lipschitz(x, y, q(x), q(y))
+    assert w2 == pytest.approx(w2_empirical(x, y), rel=1e-9)
+    assert abs(q(x).mean() - q(y).mean()) <= lip * w2 + 1e-12
+    w2_same, lip_same = w2_coupled_lipschitz(x, x, q(x), q(x))
+    assert w2_same == 0.0 and lip_same == 0.0

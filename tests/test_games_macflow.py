@@ -58,3 +58,11 @@ def test_plot_games_writes_every_figure(tmp_path, capsys, data_dir):
     assert main(["plot", "games", "--out", str(tmp_path), "--steps", "20"]) == 0  # smoke budget: files, not claims
     for name in ("games.json", "fig14_coordination.png", "fig15_xor.png", "fig16_payoff.png"):
         assert (tmp_path / name).stat().st_size > 1000, name
+
+
+def test_landmarks_3_value_gap_within_lipschitz_w2_bound(data_dir):
+    from marlbench.analysis.games import landmarks
+
+    result = landmarks(3, steps=500, every=250)
+    assert len(result["checkpoints"]) == 2
+    assert all(c["bound_holds_everywhere"] and c["value_gap"] <= c["lq_w2_bound"] + 1e-6 for c in result["checkpoints"])
