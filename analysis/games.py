@@ -164,6 +164,12 @@ def plot_all(results: dict[str, Any], out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
 
+    def save(fig, name: str) -> None:
+        fig.tight_layout()
+        written.append(out / name)
+        fig.savefig(written[-1], dpi=120)
+        plt.close(fig)
+
     def heatmap(ax, freq, title):
         freq = np.asarray(freq)
         ax.imshow(freq, vmin=0, vmax=1, cmap="Blues")
@@ -181,10 +187,7 @@ def plot_all(results: dict[str, Any], out: Path) -> list[Path]:
     for ax, (key, title) in zip(axes, titles.items()):
         heatmap(ax, coord["frequencies"][key], f"{title}\nE[r]={coord['expected_reward'][key]:.2f}")
     fig.suptitle("Fig. 14: pure coordination game (reward (1,1)=2, off-diagonal 1, (0,0)=0)")
-    fig.tight_layout()
-    written.append(out / "fig14_coordination.png")
-    fig.savefig(written[-1], dpi=120)
-    plt.close(fig)
+    save(fig, "fig14_coordination.png")
 
     xor = results["xor"]
     fig, axes = plt.subplots(1, 3, figsize=(10, 3.4))
@@ -195,10 +198,7 @@ def plot_all(results: dict[str, Any], out: Path) -> list[Path]:
         ax.set_title(f"{title}\nnear modes {xor['near_anti_aligned_modes'][key]:.2f}", fontsize=9)
         ax.set_xlabel("agent 1 action"), ax.set_ylabel("agent 2 action")
     fig.suptitle("Fig. 15: XOR (optimal joint actions (-1,+1) and (+1,-1))")
-    fig.tight_layout()
-    written.append(out / "fig15_xor.png")
-    fig.savefig(written[-1], dpi=120)
-    plt.close(fig)
+    save(fig, "fig15_xor.png")
 
     payoff = results["payoff"]
     zetas = sorted(payoff, key=float)
@@ -216,10 +216,7 @@ def plot_all(results: dict[str, Any], out: Path) -> list[Path]:
     ax.plot(x, [payoff[z]["w2_flow_vs_macflow"] for z in zetas], marker="o")
     ax.set_xlabel("zeta"), ax.set_ylabel("W2(flow, one-step)"), ax.set_title("(c) Wasserstein-2")
     fig.suptitle("Fig. 16: payoff game against interaction strength zeta")
-    fig.tight_layout()
-    written.append(out / "fig16_payoff.png")
-    fig.savefig(written[-1], dpi=120)
-    plt.close(fig)
+    save(fig, "fig16_payoff.png")
     return written
 
 
