@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from marlbench.config import resolve
+from marlbench.errors import require
 from marlbench.data.formats.native import load_native
 from marlbench.data.sampler import TransitionSampler
 from marlbench.diagnostics import coupled_w2_bound, w2_coupled_lipschitz, w2_discrete
@@ -156,8 +157,7 @@ def run_all(seed: int = 0, steps: int | None = None, log=print) -> dict[str, Any
 
 
 def plot_all(results: dict[str, Any], out: Path) -> list[Path]:
-    import matplotlib
-
+    matplotlib = require("matplotlib", "plot")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -221,6 +221,7 @@ def plot_all(results: dict[str, Any], out: Path) -> list[Path]:
 
 
 def main(out: Path, seed: int = 0, steps: int | None = None) -> list[Path]:
+    require("matplotlib", "plot")  # fail before minutes of training, not after
     results = run_all(seed, steps)
     out.mkdir(parents=True, exist_ok=True)
     (out / "games.json").write_text(json.dumps(results, indent=1))

@@ -18,8 +18,11 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import numpy as np
-import ot
 import torch
+
+from marlbench.errors import require
+
+ot = require("ot", "games")  # POT: exact optimal transport
 
 
 def _as_numpy(x: Any, name: str) -> np.ndarray:

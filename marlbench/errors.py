@@ -43,3 +43,19 @@ class IncompatibleError(MarlbenchError):
 
 class UnavailableError(MarlbenchError):
     """A task that is registered but cannot run on this machine (missing simulator or dataset)."""
+
+
+class MissingExtraError(MarlbenchError):
+    """An optional dependency that is not installed; the message names the extra that provides it."""
+
+
+def require(module: str, extra: str):
+    """Import ``module`` or fail with the ``pip install`` line that provides it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        raise MissingExtraError(
+            f"{module!r} is not installed; it comes with the {extra!r} extra: pip install 'marlbench-suite[{extra}]'"
+        ) from err

@@ -77,3 +77,10 @@ def test_list_shows_availability(capsys):
     assert "macflow" in out and "bc" in out
     assert "mpe/spread-scripted" in out and "ready" in out
     assert "6halfcheetah-expert" in out and "not runnable yet" in out
+
+
+def test_missing_extra_names_the_pip_install():
+    from marlbench.errors import MarlbenchError, require
+
+    with pytest.raises(MarlbenchError, match=r"pip install 'marlbench-suite\[plot\]'"):
+        require("surely_not_an_installed_module", "plot")
