@@ -4,7 +4,9 @@ Stage I   joint flow BC over the joint action, Eq. (6); Euler sampler with M ste
           one-hot vectors x1 = onehot(a) (App. E), decoded by a legal-masked argmax.
 Critic    individual Q_i(o_i, a_i), an ensemble of 2 aggregated by the mean (App. E), Q_tot = mean_i Q_i (average
           mixer, IGM); TD targets use next actions sampled from the flow (Alg. 1); Polyak target. Discrete critics
-          output Q_i(o_i, .) for every action at once.
+          output Q_i(o_i, .) for every action at once. ``critic="centralised"`` is the Fig. 8 ablation: one
+          Q(o_1..N, a_1..N) over the joint observation and action (discrete actions enter one-hot, or as the
+          policy's probabilities in the actor's Q term), no IGM factorisation.
 Stage II  one-step policies mu_w_i(o_i, z_i) trained with -Q_tot + alpha * distillation toward the flow with the
           SAME noise z (Eq. 9). Discrete policies output logits; distillation is the cross-entropy to the flow's
           decoded sample, and the Q term uses the differentiable expectation sum_a pi_i(a) Q_i(o_i, a) (the
@@ -53,10 +55,14 @@ class MACFlowConfig(AlgoConfig):
     # centralised execution: every agent's action depends on all observations).
     q_guidance: bool = True
     deploy: Literal["onestep", "flow"] = "onestep"
+    critic: Literal["igm", "centralised"] = "igm"  # Fig. 8: individual Q_i under IGM, or one centralised Q
 
     def validate(self) -> None:
         if self.flow_steps < 1 or self.critic_ensemble < 1 or self.alpha < 0:
             raise ConfigError("macflow needs flow_steps >= 1, critic_ensemble >= 1 and alpha >= 0")
+        if self.critic == "centralised" and self.td_target != "mixed":
+            raise ConfigError("critic=centralised learns one team value: it needs td_target=mixed "
+                              "(td_target=individual is per-agent TD on individual critics)")
 
 
 def time_features(t: Tensor, count: int) -> Tensor:
@@ -86,8 +92,12 @@ class MACFlow(Algorithm, name="macflow", continuous=True, discrete=True):
             self.flow = EnsembleMLP(1, n * do + n * da + tf, h, n * da, ln)
         else:
             self.flow = AgentMLP(n, do + da + tf, h, da, shared=shared, layer_norm=ln)
-        critic_in, critic_out = (do + da, 1) if spec.continuous else (do, da)
-        self.critic = AgentMLP(n, critic_in, h, critic_out, members=cfg.critic_ensemble, shared=shared, layer_norm=ln)
+        if cfg.critic == "centralised":  # Q(o, a) over the joint observation and (one-hot) joint action
+            self.critic = EnsembleMLP(cfg.critic_ensemble, n * (do + da), h, 1, ln)
+        else:
+            critic_in, critic_out = (do + da, 1) if spec.continuous else (do, da)
+            self.critic = AgentMLP(n, critic_in, h, critic_out, members=cfg.critic_ensemble, shared=shared,
+                                   layer_norm=ln)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.actor = AgentMLP(n, do + da, h, da, shared=shared, layer_norm=cfg.actor_layer_norm)
         self.to(self.device)
@@ -117,9 +127,15 @@ class MACFlow(Algorithm, name="macflow", continuous=True, discrete=True):
         """mu_w_i(o_i, z_i) for every agent at once: unclipped actions, or logits for discrete tasks."""
         return self.actor(torch.cat([obs, noise], -1))[0]
 
-    def q_members(self, critic: AgentMLP, obs: Tensor, actions: Tensor) -> Tensor:
+    def q_members(self, critic: AgentMLP | EnsembleMLP, obs: Tensor, actions: Tensor) -> Tensor:
         """Per-member Q_i(o_i, a_i): [E, B, N]. Discrete ``actions`` are indices [B, N] or action probabilities
-        [B, N, nA]; probabilities give the expectation sum_a pi_i(a) Q_i(o_i, a)."""
+        [B, N, nA]; probabilities give the expectation sum_a pi_i(a) Q_i(o_i, a). A centralised critic's single
+        Q(o, a) is repeated over the N agents, so Q_tot = mean_i is that value."""
+        if self.cfg.critic == "centralised":
+            if actions.dtype == torch.long:
+                actions = F.one_hot(actions, self.spec.action_dim).float()
+            q = critic(torch.cat([obs.flatten(1), actions.flatten(1)], -1))  # [E, B, 1]
+            return q.expand(-1, -1, self.spec.n_agents)
         if self.spec.continuous:
             return critic(torch.cat([obs, actions], -1)).squeeze(-1)
         qs = critic(obs)  # [E, B, N, nA]

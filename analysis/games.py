@@ -1,6 +1,7 @@
 """The paper's didactic game experiments (App. H.5-H.7): train MAC-Flow, measure its policies, draw the figures.
 
 `marlbench plot games` runs them all with the quick profile's games budget and writes ``games.json`` plus
+Fig. 3 (distillation diagnostics, 3-agent landmark covering), Fig. 13 (landmark trajectories, 3 and 40 agents),
 Fig. 14 (coordination game), Fig. 15 (XOR) and Fig. 16 (payoff game against zeta) as PNG files.
 W2 between the joint flow policy and the factorised one-step policy is the exact W2 between their joint-action
 distributions (marlbench.diagnostics.w2_discrete, support = the four joint actions as points of {0,1}^2).
@@ -18,7 +19,7 @@ from marlbench.config import resolve
 from marlbench.errors import require
 from marlbench.data.formats.native import load_native
 from marlbench.data.sampler import TransitionSampler
-from marlbench.diagnostics import coupled_w2_bound, w2_coupled_lipschitz, w2_discrete
+from marlbench.diagnostics import coupled_w2_bound, mean_pairwise_gaussian_mi, w2_coupled_lipschitz, w2_discrete
 from marlbench.envs.games import COORDINATION_PAYOFF, PAYOFF_ZETAS, joint_action_frequencies, payoff_name
 from marlbench.protocol import EVAL_SEED_OFFSET, ensure_dataset, evaluate, seed_everything
 from marlbench.registry import ALGORITHMS
@@ -98,7 +99,10 @@ def distillation_diagnostics(algo, dataset, n_obs: int = 16, k: int = 64, seed: 
     |E_w Q_tot - E_phi Q_tot| under the trained critic, and L_Q. L_Q is estimated per observation as the largest
     |dQ_tot| / ||da|| over the pairs matched by the optimal W2 plan (exact for the empirical measures, a lower
     bound on the true constant); averages over observations are reported, and the bound L_Q * W2 is formed per
-    observation before averaging."""
+    observation before averaging. ``points`` keeps the per-observation (W2, gap, L_Q) for Fig. 3(d).
+    Inter-agent mutual information (Fig. 3(b)) is I(a_i; a_j | o) from the k draws at each observation, averaged
+    over observations and agent pairs (Gaussian estimator, marlbench.diagnostics.mean_pairwise_gaussian_mi). The
+    one-step policies are independent given o by construction, so their value is the estimator's bias floor."""
     g = torch.Generator().manual_seed(seed)
     rows = torch.randint(dataset.n_transitions, (n_obs,), generator=g)
     obs = torch.as_tensor(dataset.obs[rows.numpy()])  # [n_obs, N, do]
@@ -115,11 +119,34 @@ def distillation_diagnostics(algo, dataset, n_obs: int = 16, k: int = 64, seed: 
         sl = slice(i * k, (i + 1) * k)
         w2, lip = w2_coupled_lipschitz(joint[sl].flatten(1), factorised[sl].flatten(1), q_joint[sl], q_fact[sl])
         gap = abs(float(q_fact[sl].mean() - q_joint[sl].mean()))
-        per_obs.append((w2, coupled_w2_bound(joint[sl].flatten(1), factorised[sl].flatten(1)), gap, lip, lip * w2))
-    w2, coupled, gap, lip, bound = np.asarray(per_obs).T
+        per_obs.append((w2, coupled_w2_bound(joint[sl].flatten(1), factorised[sl].flatten(1)), gap, lip, lip * w2,
+                        mean_pairwise_gaussian_mi(joint[sl]), mean_pairwise_gaussian_mi(factorised[sl])))
+    w2, coupled, gap, lip, bound, mi_flow, mi_onestep = np.asarray(per_obs).T
     out.update(w2=float(w2.mean()), coupled_bound=float(coupled.mean()), value_gap=float(gap.mean()),
                lipschitz=float(lip.mean()), lq_w2_bound=float(bound.mean()),
-               bound_holds_everywhere=bool(np.all(gap <= bound + 1e-6)))
+               bound_holds_everywhere=bool(np.all(gap <= bound + 1e-6)),
+               mi_flow=float(mi_flow.mean()), mi_onestep=float(mi_onestep.mean()),
+               points={"w2": w2.tolist(), "value_gap": gap.tolist(), "lipschitz": lip.tolist()})
+    return out
+
+
+@torch.no_grad()
+def landmark_trajectories(algo, dataset, n_agents: int, seed: int = 0) -> dict[str, list]:
+    """Fig. 13: agent positions [T, N, 2] of the dataset's first episode, and of the joint flow and the one-step
+    policies rolled out from that episode's start state (same reset seed as the generator's first chunk)."""
+    from marlbench.data.generate import rollout
+    from marlbench.envs.landmarks import GENERATE_CHUNK, LandmarkCoveringEnv
+
+    limit = algo.spec.episode_limit
+    out = {"dataset": dataset.obs[:limit, :, :2].tolist()}
+    for deploy in ("flow", "onestep"):
+        algo.cfg.deploy = deploy
+        torch.manual_seed(seed)
+        env = LandmarkCoveringEnv(GENERATE_CHUNK, n_agents, spec=algo.spec)
+        episode = rollout(env, lambda step: algo.act(torch.as_tensor(step.obs)).numpy(), 1,
+                          int(dataset.metadata.get("generator_seed", 0)))
+        out[deploy] = episode.obs[:, :, :2].tolist()
+    algo.cfg.deploy = "onestep"
     return out
 
 
@@ -130,14 +157,16 @@ def landmarks(n_agents: int, seed: int = 0, steps: int | None = None, every: int
     def record(step, algo, dataset):
         log.append({"step": step, **distillation_diagnostics(algo, dataset, seed=seed)})
 
-    algo, _ = train_macflow(f"games/landmarks-{n_agents}", seed, steps, callback=record, every=every)
+    algo, dataset = train_macflow(f"games/landmarks-{n_agents}", seed, steps, callback=record, every=every)
     task = get_task(f"games/landmarks-{n_agents}")
     scores = {}
     for deploy in ("flow", "onestep"):
         algo.cfg.deploy = deploy
         scores[deploy] = task.spec.normalise(float(evaluate(algo, task, 32, EVAL_SEED_OFFSET + seed).mean()))
     algo.cfg.deploy = "onestep"
-    return {"checkpoints": log, "normalised_score": scores}
+    return {"checkpoints": log, "normalised_score": scores,
+            "landmarks": dataset.metadata.get("landmarks"),
+            "trajectories": landmark_trajectories(algo, dataset, n_agents, seed)}
 
 
 def run_all(seed: int = 0, steps: int | None = None, log=print) -> dict[str, Any]:
@@ -157,38 +186,106 @@ def run_all(seed: int = 0, steps: int | None = None, log=print) -> dict[str, Any
 
 
 def plot_all(results: dict[str, Any], out: Path) -> list[Path]:
+    """Write every figure of ``results`` (from run_all) into ``out``; returns the PNG paths."""
     matplotlib = require("matplotlib", "plot")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     out.mkdir(parents=True, exist_ok=True)
     written = []
-
-    def save(fig, name: str) -> None:
+    for name, draw in (("fig03_distillation_bounds.png", _fig3), ("fig13_landmark_trajectories.png", _fig13),
+                       ("fig14_coordination.png", _fig14), ("fig15_xor.png", _fig15),
+                       ("fig16_payoff.png", _fig16)):
+        fig = draw(plt, results)
         fig.tight_layout()
         written.append(out / name)
         fig.savefig(written[-1], dpi=120)
         plt.close(fig)
+    return written
 
-    def heatmap(ax, freq, title):
-        freq = np.asarray(freq)
-        ax.imshow(freq, vmin=0, vmax=1, cmap="Blues")
-        for i in range(2):
-            for j in range(2):
-                ax.text(j, i, f"{freq[i, j]:.2f}", ha="center", va="center",
-                        color="white" if freq[i, j] > 0.5 else "black")
-        ax.set_xticks([0, 1]), ax.set_yticks([0, 1])
-        ax.set_xlabel("agent 2 action"), ax.set_ylabel("agent 1 action"), ax.set_title(title, fontsize=9)
 
+def _heatmap(ax, freq, title: str) -> None:
+    freq = np.asarray(freq)
+    ax.imshow(freq, vmin=0, vmax=1, cmap="Blues")
+    for i in range(2):
+        for j in range(2):
+            ax.text(j, i, f"{freq[i, j]:.2f}", ha="center", va="center",
+                    color="white" if freq[i, j] > 0.5 else "black")
+    ax.set_xticks([0, 1]), ax.set_yticks([0, 1])
+    ax.set_xlabel("agent 2 action"), ax.set_ylabel("agent 1 action"), ax.set_title(title, fontsize=9)
+
+
+def _fig3(plt, results):
+    """Fig. 3: the 3-agent landmark run's distillation diagnostics at every checkpoint."""
+    log = results["landmarks_3"]["checkpoints"]
+    steps = [c["step"] for c in log]
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.8))
+    ax = axes[0]
+    ax.plot(steps, [c["distill_loss"] for c in log], marker="o", color="C0", label="distillation loss")
+    ax.set_xlabel("gradient step"), ax.set_ylabel("distillation loss", color="C0")
+    twin = ax.twinx()
+    twin.plot(steps, [c["value_gap"] for c in log], marker="s", color="C3", label="value gap")
+    twin.set_ylabel("value gap |E_w Q - E_phi Q|", color="C3")
+    ax.set_title("(a) distillation loss and value gap", fontsize=9)
+    ax = axes[1]
+    ax.plot(steps, [c["mi_flow"] for c in log], marker="o", label="joint flow")
+    ax.plot(steps, [c["mi_onestep"] for c in log], marker="s", label="one-step (factorised)")
+    ax.set_xlabel("gradient step"), ax.set_ylabel("MI(a_i; a_j | o), nats"), ax.legend(fontsize=8)
+    ax.set_title("(b) inter-agent mutual information (Gaussian est.)", fontsize=9)
+    ax = axes[2]
+    ax.plot(steps, [c["value_gap"] for c in log], marker="o", label="empirical value gap")
+    ax.plot(steps, [c["lq_w2_bound"] for c in log], marker="s", label="L_Q * W2 (Prop. 4.3)")
+    ax.set_xlabel("gradient step"), ax.legend(fontsize=8), ax.set_title("(c) gap against bound", fontsize=9)
+    ax = axes[3]
+    w2 = np.concatenate([c["points"]["w2"] for c in log])
+    gap = np.concatenate([c["points"]["value_gap"] for c in log])
+    lip = np.concatenate([c["points"]["lipschitz"] for c in log])
+    colour = np.concatenate([[c["step"]] * len(c["points"]["w2"]) for c in log])
+    sc = ax.scatter(w2, gap, c=colour, s=10, cmap="viridis")
+    fig.colorbar(sc, ax=ax, label="gradient step")
+    line = np.linspace(0, w2.max() * 1.05, 2)
+    ax.plot(line, lip.max() * line, "k--", lw=1, label=f"max L_Q * W2 (L_Q = {lip.max():.2f})")
+    ax.set_xlabel("W2(pi_phi(o), pi_w(o))"), ax.set_ylabel("value gap"), ax.legend(fontsize=8)
+    ax.set_title("(d) per-observation gap against W2", fontsize=9)
+    fig.suptitle("Fig. 3: distillation diagnostics, landmark covering with 3 agents")
+    return fig
+
+
+def _fig13(plt, results):
+    """Fig. 13: dataset, joint-flow and one-step trajectories from one start state, at 3 and 40 agents."""
+    sizes = sorted(int(k.split("_")[1]) for k in results if k.startswith("landmarks_"))
+    rows = (("dataset", "dataset"), ("flow", "joint flow"), ("onestep", "one-step policies"))
+    fig, axes = plt.subplots(len(rows), len(sizes), figsize=(4.2 * len(sizes), 12), squeeze=False)
+    for col, n in enumerate(sizes):
+        run = results[f"landmarks_{n}"]
+        landmarks = np.asarray(run["landmarks"])
+        for row, (key, label) in enumerate(rows):
+            ax = axes[row, col]
+            paths = np.asarray(run["trajectories"][key])  # [T, N, 2]
+            colours = plt.cm.hsv(np.linspace(0, 1, n, endpoint=False))
+            for i in range(n):
+                ax.plot(paths[:, i, 0], paths[:, i, 1], color=colours[i], lw=1)
+                ax.plot(paths[0, i, 0], paths[0, i, 1], "o", color=colours[i], ms=3)
+            ax.plot(landmarks[:, 0], landmarks[:, 1], "kx", ms=6)
+            ax.set_xlim(-1.6, 1.6), ax.set_ylim(-1.6, 1.6), ax.set_aspect("equal")
+            score = "" if key == "dataset" else f", normalised {run['normalised_score'][key]:.0f}"
+            ax.set_title(f"{n} agents: {label}{score}", fontsize=9)
+    fig.suptitle("Fig. 13: landmark covering trajectories (o: start, x: landmark)")
+    return fig
+
+
+def _fig14(plt, results):
     coord = results["coordination"]
     fig, axes = plt.subplots(1, 4, figsize=(12, 3.8))
     titles = {"dataset": "(a) dataset", "flow": "(b) joint flow", "macflow": "(c) one-step, IGM guidance",
               "no_guidance": "(d) one-step, no guidance"}
     for ax, (key, title) in zip(axes, titles.items()):
-        heatmap(ax, coord["frequencies"][key], f"{title}\nE[r]={coord['expected_reward'][key]:.2f}")
+        _heatmap(ax, coord["frequencies"][key], f"{title}\nE[r]={coord['expected_reward'][key]:.2f}")
     fig.suptitle("Fig. 14: pure coordination game (reward (1,1)=2, off-diagonal 1, (0,0)=0)")
-    save(fig, "fig14_coordination.png")
+    return fig
 
+
+def _fig15(plt, results):
     xor = results["xor"]
     fig, axes = plt.subplots(1, 3, figsize=(10, 3.4))
     for ax, key, title in zip(axes, ("dataset", "flow", "macflow"), ("dataset", "joint flow", "factorised one-step")):
@@ -198,15 +295,17 @@ def plot_all(results: dict[str, Any], out: Path) -> list[Path]:
         ax.set_title(f"{title}\nnear modes {xor['near_anti_aligned_modes'][key]:.2f}", fontsize=9)
         ax.set_xlabel("agent 1 action"), ax.set_ylabel("agent 2 action")
     fig.suptitle("Fig. 15: XOR (optimal joint actions (-1,+1) and (+1,-1))")
-    save(fig, "fig15_xor.png")
+    return fig
 
+
+def _fig16(plt, results):
     payoff = results["payoff"]
     zetas = sorted(payoff, key=float)
     fig = plt.figure(figsize=(13, 6.5))
     grid = fig.add_gridspec(2, len(zetas) + 2)
     for col, z in enumerate(zetas):
-        heatmap(fig.add_subplot(grid[0, col]), payoff[z]["frequencies"]["flow"], f"flow, zeta={float(z):.2f}")
-        heatmap(fig.add_subplot(grid[1, col]), payoff[z]["frequencies"]["macflow"], f"one-step, zeta={float(z):.2f}")
+        _heatmap(fig.add_subplot(grid[0, col]), payoff[z]["frequencies"]["flow"], f"flow, zeta={float(z):.2f}")
+        _heatmap(fig.add_subplot(grid[1, col]), payoff[z]["frequencies"]["macflow"], f"one-step, zeta={float(z):.2f}")
     x = [float(z) for z in zetas]
     ax = fig.add_subplot(grid[0, len(zetas):])
     for key, label in (("dataset", "dataset"), ("flow", "joint flow"), ("macflow", "one-step (MAC-Flow)")):
@@ -216,8 +315,7 @@ def plot_all(results: dict[str, Any], out: Path) -> list[Path]:
     ax.plot(x, [payoff[z]["w2_flow_vs_macflow"] for z in zetas], marker="o")
     ax.set_xlabel("zeta"), ax.set_ylabel("W2(flow, one-step)"), ax.set_title("(c) Wasserstein-2")
     fig.suptitle("Fig. 16: payoff game against interaction strength zeta")
-    save(fig, "fig16_payoff.png")
-    return written
+    return fig
 
 
 def main(out: Path, seed: int = 0, steps: int | None = None) -> list[Path]:

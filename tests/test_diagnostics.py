@@ -134,3 +134,19 @@ def test_w2_coupled_lipschitz_bounds_the_value_gap():
     assert abs(q(x).mean() - q(y).mean()) <= lip * w2 + 1e-12
     w2_same, lip_same = w2_coupled_lipschitz(x, x, q(x), q(x))
     assert w2_same == 0.0 and lip_same == 0.0
+
+
+def test_pairwise_gaussian_mi_has_known_answers():
+    from marlbench.diagnostics import mean_pairwise_gaussian_mi
+
+    rng = np.random.default_rng(0)
+    k = 20000
+    assert mean_pairwise_gaussian_mi(rng.normal(size=(k, 4, 2))) < 0.005  # independent agents
+    z = rng.normal(size=(k, 1))
+    rho = 0.8
+    pair = np.stack([z, rho * z + np.sqrt(1 - rho**2) * rng.normal(size=(k, 1))], axis=1)  # [K, 2, 1]
+    assert mean_pairwise_gaussian_mi(pair) == pytest.approx(-0.5 * math.log(1 - rho**2), abs=0.02)
+    constant = np.ones((100, 3, 2))  # clipped actions: finite, counted as independent
+    assert mean_pairwise_gaussian_mi(constant) == pytest.approx(0.0, abs=1e-9)
+    with pytest.raises(ValueError, match="shape"):
+        mean_pairwise_gaussian_mi(np.zeros((10, 1, 2)))

@@ -56,7 +56,8 @@ def test_plot_games_writes_every_figure(tmp_path, capsys, data_dir):
     from marlbench.cli import main
 
     assert main(["plot", "games", "--out", str(tmp_path), "--steps", "20"]) == 0  # smoke budget: files, not claims
-    for name in ("games.json", "fig14_coordination.png", "fig15_xor.png", "fig16_payoff.png"):
+    for name in ("games.json", "fig03_distillation_bounds.png", "fig13_landmark_trajectories.png",
+                 "fig14_coordination.png", "fig15_xor.png", "fig16_payoff.png"):
         assert (tmp_path / name).stat().st_size > 1000, name
 
 

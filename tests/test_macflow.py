@@ -82,3 +82,28 @@ def test_distillation_uses_the_same_noise_as_the_teacher(monkeypatch):
     algo = make(CONTINUOUS, next_actions="flow")
     monkeypatch.setattr(algo, "one_step", lambda obs, noise: algo.flow_actions(obs, noise))
     assert algo.losses(batch(CONTINUOUS))["distill_loss"] < 1e-10
+
+
+def test_centralised_critic_sees_the_joint_action_and_guides_the_policy():
+    """Fig. 8 ablation: one Q(o, a) over all agents; its Q term still reaches every agent's one-step policy."""
+    for spec in (CONTINUOUS, DISCRETE):
+        algo = make(spec, critic="centralised")
+        bt = batch(spec)
+        qs = algo.q_members(algo.critic, bt.obs, bt.actions)
+        assert qs.shape == (2, 16, spec.n_agents) and torch.equal(qs[..., 0], qs[..., -1])
+        other = bt.actions.clone()
+        other[:, -1] = other[:, 0] if spec.continuous else (other[:, -1] + 1) % spec.action_dim
+        assert not torch.allclose(algo.q_members(algo.critic, bt.obs, other)[..., 0], qs[..., 0])  # not IGM
+        q_loss = algo.losses(bt)["q_loss"]
+        grads = torch.autograd.grad(q_loss, list(algo.actor.parameters()), allow_unused=True)
+        assert any(g is not None and g.abs().sum() > 0 for g in grads)
+        assert all(torch.isfinite(v) for v in algo.update(bt).values())
+
+
+def test_centralised_critic_refuses_individual_td_targets():
+    import pytest
+
+    from marlbench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="td_target=mixed"):
+        make(CONTINUOUS, critic="centralised", td_target="individual")
