@@ -150,23 +150,31 @@ def landmark_trajectories(algo, dataset, n_agents: int, seed: int = 0) -> dict[s
     return out
 
 
-def landmarks(n_agents: int, seed: int = 0, steps: int | None = None, every: int = 250) -> dict[str, Any]:
-    """Train on games/landmarks-N, log the distillation diagnostics at every checkpoint, score the policies."""
-    log: list[dict[str, Any]] = []
-
-    def record(step, algo, dataset):
-        log.append({"step": step, **distillation_diagnostics(algo, dataset, seed=seed)})
-
-    algo, dataset = train_macflow(f"games/landmarks-{n_agents}", seed, steps, callback=record, every=every)
+def landmarks(n_agents: int, seed: int = 0, steps: int | None = None, every: int = 250,
+              no_guidance: bool = False) -> dict[str, Any]:
+    """Train on games/landmarks-N, log the distillation diagnostics at every checkpoint, score the policies.
+    ``no_guidance`` also trains and logs the variant distilled without the Q term (same seed and data)."""
     task = get_task(f"games/landmarks-{n_agents}")
-    scores = {}
-    for deploy in ("flow", "onestep"):
-        algo.cfg.deploy = deploy
-        scores[deploy] = task.spec.normalise(float(evaluate(algo, task, 32, EVAL_SEED_OFFSET + seed).mean()))
-    algo.cfg.deploy = "onestep"
-    return {"checkpoints": log, "normalised_score": scores,
-            "landmarks": dataset.metadata.get("landmarks"),
-            "trajectories": landmark_trajectories(algo, dataset, n_agents, seed)}
+    variants = {"macflow": {}, "no_guidance": {"q_guidance": False}} if no_guidance else {"macflow": {}}
+    out: dict[str, Any] = {"normalised_score": {}}
+    for variant, overrides in variants.items():
+        log: list[dict[str, Any]] = []
+
+        def record(step, algo, dataset):
+            log.append({"step": step, **distillation_diagnostics(algo, dataset, seed=seed)})
+
+        algo, dataset = train_macflow(task.name, seed, steps, callback=record, every=every, **overrides)
+        out["checkpoints" if variant == "macflow" else f"checkpoints_{variant}"] = log
+        for deploy in ("flow", "onestep"):
+            algo.cfg.deploy = deploy
+            key = deploy if variant == "macflow" else f"{deploy}_{variant}"
+            out["normalised_score"][key] = task.spec.normalise(
+                float(evaluate(algo, task, 32, EVAL_SEED_OFFSET + seed).mean()))
+        algo.cfg.deploy = "onestep"
+        if variant == "macflow":
+            out["landmarks"] = dataset.metadata.get("landmarks")
+            out["trajectories"] = landmark_trajectories(algo, dataset, n_agents, seed)
+    return out
 
 
 def run_all(seed: int = 0, steps: int | None = None, log=print) -> dict[str, Any]:
@@ -177,7 +185,7 @@ def run_all(seed: int = 0, steps: int | None = None, log=print) -> dict[str, Any
     results["xor"] = xor_game(seed, steps)
     for n in (3, 40):
         log(f"landmark covering, {n} agents ...")
-        results[f"landmarks_{n}"] = landmarks(n, seed, steps)
+        results[f"landmarks_{n}"] = landmarks(n, seed, steps, no_guidance=n == 3)
     results["payoff"] = {}
     for zeta in PAYOFF_ZETAS:
         log(f"payoff game, zeta={zeta} ...")
@@ -218,6 +226,7 @@ def _heatmap(ax, freq, title: str) -> None:
 def _fig3(plt, results):
     """Fig. 3: the 3-agent landmark run's distillation diagnostics at every checkpoint."""
     log = results["landmarks_3"]["checkpoints"]
+    ablation = results["landmarks_3"].get("checkpoints_no_guidance", [])
     steps = [c["step"] for c in log]
     fig, axes = plt.subplots(1, 4, figsize=(16, 3.8))
     ax = axes[0]
@@ -225,16 +234,28 @@ def _fig3(plt, results):
     ax.set_xlabel("gradient step"), ax.set_ylabel("distillation loss", color="C0")
     twin = ax.twinx()
     twin.plot(steps, [c["value_gap"] for c in log], marker="s", color="C3", label="value gap")
+    if ablation:
+        ax.plot(steps, [c["distill_loss"] for c in ablation], ls="--", color="C0", alpha=0.6)
+        twin.plot(steps, [c["value_gap"] for c in ablation], ls="--", color="C3", alpha=0.6)
     twin.set_ylabel("value gap |E_w Q - E_phi Q|", color="C3")
-    ax.set_title("(a) distillation loss and value gap", fontsize=9)
+    ax.set_title("(a) distillation loss and value gap" + ("\n(dashed: distilled without Q guidance)" if ablation
+                                                          else ""), fontsize=9)
     ax = axes[1]
     ax.plot(steps, [c["mi_flow"] for c in log], marker="o", label="joint flow")
     ax.plot(steps, [c["mi_onestep"] for c in log], marker="s", label="one-step (factorised)")
+    if ablation:
+        ax.plot(steps, [c["mi_flow"] for c in ablation], ls="--", color="C0", alpha=0.6, label="flow, no-Q run")
+        ax.plot(steps, [c["mi_onestep"] for c in ablation], ls="--", color="C1", alpha=0.6,
+                label="one-step, no Q guidance")
     ax.set_xlabel("gradient step"), ax.set_ylabel("MI(a_i; a_j | o), nats"), ax.legend(fontsize=8)
     ax.set_title("(b) inter-agent mutual information (Gaussian est.)", fontsize=9)
     ax = axes[2]
     ax.plot(steps, [c["value_gap"] for c in log], marker="o", label="empirical value gap")
     ax.plot(steps, [c["lq_w2_bound"] for c in log], marker="s", label="L_Q * W2 (Prop. 4.3)")
+    if ablation:
+        ax.plot(steps, [c["value_gap"] for c in ablation], ls="--", color="C0", alpha=0.6, label="gap, no Q guidance")
+        ax.plot(steps, [c["lq_w2_bound"] for c in ablation], ls="--", color="C1", alpha=0.6,
+                label="bound, no Q guidance")
     ax.set_xlabel("gradient step"), ax.legend(fontsize=8), ax.set_title("(c) gap against bound", fontsize=9)
     ax = axes[3]
     w2 = np.concatenate([c["points"]["w2"] for c in log])
