@@ -32,6 +32,7 @@ from marlbench.algorithm import Algorithm
 from marlbench.config import AlgoConfig
 from marlbench.data.sampler import Batch
 from marlbench.errors import ConfigError
+from marlbench.heads import masked_logits as masked
 from marlbench.nn import AgentMLP, EnsembleMLP, make_adam, polyak_update
 
 
@@ -71,11 +72,6 @@ def time_features(t: Tensor, count: int) -> Tensor:
         return t
     freqs = torch.pi * 2.0 ** torch.arange((count - 1) // 2, device=t.device)
     return torch.cat([t, torch.sin(t * freqs), torch.cos(t * freqs)], -1)[:, :count]
-
-
-def masked(logits: Tensor, legals: Tensor | None) -> Tensor:
-    """Illegal actions get a large negative score so no softmax, cross-entropy or argmax picks them."""
-    return logits if legals is None else logits.masked_fill(~legals, -1e9)
 
 
 class MACFlow(Algorithm, name="macflow", continuous=True, discrete=True):

@@ -1,0 +1,80 @@
+"""Offline-RL mechanisms that several baselines share, written once.
+
+- ``td_target``: y = r + gamma (1 - d) * next value (team or per-agent).
+- ``smoothed_target_actions``: TD3's target policy smoothing.
+- ``cql_penalty_discrete`` / ``cql_penalty_continuous``: CQL's conservative term (Kumar et al. 2020, Eq. 4 with
+  the importance-sampled log-sum-exp of App. F for continuous actions).
+- ``cem_search``: OMAR's sampling (cross-entropy) search for a higher-Q action per agent (Pan et al. 2022, Sec. 4.2).
+- ``batch_softmax_weights``: softmax over the batch, as ICQ's in-sample weights.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from marlbench.heads import ActionBox
+
+
+def td_target(rewards: Tensor, dones: Tensor, next_value: Tensor, gamma: float) -> Tensor:
+    """``rewards`` and ``next_value`` of the same shape [..., B] or [..., B, N]; ``dones`` [B] (1: terminal)."""
+    not_done = 1.0 - dones
+    if next_value.dim() > 1 and next_value.shape[-1] != dones.shape[-1]:  # per-agent values [.., B, N]
+        not_done = not_done.unsqueeze(-1)
+    return rewards + gamma * not_done * next_value
+
+
+def smoothed_target_actions(target_actions: Tensor, box: ActionBox, noise_std: float, noise_clip: float) -> Tensor:
+    """TD3: clip(pi'(o') + clip(N(0, noise_std^2), -noise_clip, noise_clip), box). Noise is in action units."""
+    noise = (torch.randn_like(target_actions) * noise_std).clamp(-noise_clip, noise_clip)
+    return box.clip(target_actions + noise)
+
+
+def cql_penalty_discrete(q_all: Tensor, q_data: Tensor, legals: Tensor | None = None) -> Tensor:
+    """mean[logsumexp_a Q(o, a) - Q(o, a_data)] over legal actions; ``q_all`` [..., nA], ``q_data`` [...]."""
+    if legals is not None:
+        q_all = q_all.masked_fill(~legals.expand_as(q_all), -1e9)
+    return (torch.logsumexp(q_all, -1) - q_data).mean()
+
+
+def cql_penalty_continuous(q_fn: Callable[[Tensor], Tensor], q_data: Tensor,
+                           proposals: list[tuple[Tensor, Tensor]]) -> Tensor:
+    """mean[log (1/M) sum_j exp(Q(o, a_j) - log p(a_j)) - Q(o, a_data)] (CQL(H) with importance sampling).
+
+    ``proposals``: (actions [S, ..., N, da], log-densities [S, ..., N]) from the samplers (uniform over the box,
+    the current policy at o and at o'), all evaluated at the same o by ``q_fn(actions) -> [E, S, ..., N]``.
+    ``q_data`` [E, ..., N]. The constant log M is dropped (it does not change gradients).
+    """
+    scores = torch.cat([q_fn(actions) - log_p.detach().unsqueeze(0) for actions, log_p in proposals], dim=1)
+    return (torch.logsumexp(scores, dim=1) - q_data).mean()
+
+
+@torch.no_grad()
+def cem_search(q_fn: Callable[[Tensor], Tensor], mean: Tensor, std: float | Tensor, box: ActionBox,
+               iterations: int, samples: int, elites: int) -> tuple[Tensor, Tensor]:
+    """Per agent, ``iterations`` rounds of: sample ``samples`` actions from N(mean, std^2) (clipped to the box),
+    score them with ``q_fn(actions [S, B, N, da]) -> [S, B, N]``, refit mean/std to the ``elites`` best.
+
+    Returns the best action seen [B, N, da] and its Q [B, N]. Every agent searches independently (OMAR's critics
+    are individual), all agents and batch rows at once.
+    """
+    if not 1 <= elites <= samples:
+        raise ValueError(f"need 1 <= elites <= samples, got elites={elites}, samples={samples}")
+    std = torch.as_tensor(std, dtype=mean.dtype, device=mean.device).expand_as(mean)
+    best_a, best_q = mean.clone(), torch.full(mean.shape[:-1], -torch.inf, device=mean.device)
+    for _ in range(iterations):
+        cand = box.clip(mean + std * torch.randn(samples, *mean.shape, device=mean.device))  # [S, B, N, da]
+        q = q_fn(cand)  # [S, B, N]
+        top_q, top_i = q.topk(elites, dim=0)
+        top = cand.gather(0, top_i.unsqueeze(-1).expand(-1, *cand.shape[1:]))
+        mean, std = top.mean(0), top.std(0, unbiased=False).clamp_min(1e-3) if elites > 1 else std
+        improved = top_q[0] > best_q
+        best_q = torch.where(improved, top_q[0], best_q)
+        best_a = torch.where(improved.unsqueeze(-1), top[0], best_a)
+    return best_a, best_q
+
+
+def batch_softmax_weights(scores: Tensor, temperature: float, dim: int = 0) -> Tensor:
+    """softmax(scores / temperature) over the batch dimension, times the batch size (mean weight 1)."""
+    return torch.softmax(scores / temperature, dim=dim) * scores.shape[dim]
