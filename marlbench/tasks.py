@@ -103,20 +103,40 @@ def _register_catalogue() -> None:
         for quality in ("expert", "medium", "medium-expert", "medium-replay"):
             register_task(Task(f"mamujoco/{scenario}-{quality}", "mamujoco", scenario, quality, blocked_reason=mujoco),
                           aliases=(f"{scenario}-{quality}",))
-    tiers = ("not runnable yet: needs the OMAR dataset (`marlbench data download`) or tiers generated from trained "
-             "behaviour policies (`marlbench data generate`)")
+    # OMAR's tiers, generated from the shipped MATD3 behaviour policies (marlbench/behaviour/weights/spread/);
+    # the real OMAR files can be pointed at the same names later (`marlbench data download`).
+    from functools import partial
+
+    from marlbench.behaviour.tiers import load_manifest
+
+    manifest = load_manifest("mpe/spread")
+    tiers = ("not runnable yet: no shipped behaviour weights for mpe/spread; train them with `marlbench behaviour "
+             "train mpe/spread` or use the OMAR dataset (`marlbench data download`)")
     for quality in ("expert", "medium", "medium-replay", "random"):
+        name = f"mpe/spread-{quality}"
         register_task(
-            Task(f"mpe/spread-{quality}", "mpe", "spread", quality, spec=spread_spec(f"mpe/spread-{quality}"),
-                 make_env=lambda num_envs: SpreadEnv(num_envs), blocked_reason=tiers),
+            Task(name, "mpe", "spread", quality, spec=spread_spec(name),
+                 make_env=lambda num_envs: SpreadEnv(num_envs),
+                 generate=partial(_generate_spread_tier, quality) if manifest else None,
+                 default_episodes=manifest["default_episodes"][quality] if manifest else 0,
+                 blocked_reason=None if manifest else tiers,
+                 description=f"OMAR cooperative navigation, 3 agents; {quality} tier generated from the shipped "
+                             f"MATD3 behaviour policies"),
             aliases=(f"spread-{quality}",),
         )
 
+
+def _generate_spread_tier(quality: str, episodes: int, seed: int):
+    from marlbench.behaviour.tiers import generate_tier
+
+    return generate_tier("mpe/spread", quality, episodes, seed, task=f"mpe/spread-{quality}")
 
 _register_catalogue()
 
 from marlbench.envs.games import register_game_tasks  # noqa: E402  (games import Task from this module)
 from marlbench.envs.landmarks import register_landmark_tasks  # noqa: E402
+from marlbench.envs.spread_discrete import register_discrete_spread_task  # noqa: E402
 
 register_game_tasks()
 register_landmark_tasks()
+register_discrete_spread_task()
