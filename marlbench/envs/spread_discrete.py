@@ -91,13 +91,9 @@ class ScriptedDiscreteSpreadPolicy:
                 "random_move_probs": list(self.random_move_probs), "seed": self.seed}
 
 
-def _derived_seed(seed: int, *stream: int) -> int:
-    return int(np.random.SeedSequence([seed, *stream]).generate_state(1)[0])
-
-
 def generate_discrete_spread(episodes: int = 4000, seed: int = 0) -> Dataset:
     """The mpe/spread-discrete-scripted dataset, identical for identical arguments."""
-    from marlbench.data.generate import rollout
+    from marlbench.data.generate import _derived_seed, rollout
 
     policy = ScriptedDiscreteSpreadPolicy(seed=_derived_seed(seed, 1))
     data = rollout(DiscreteSpreadEnv(GENERATE_CHUNK), policy, episodes, seed)
@@ -109,7 +105,7 @@ def generate_discrete_spread(episodes: int = 4000, seed: int = 0) -> Dataset:
 
 def measure_scores(episodes: int = 1000, seed: int = 0) -> tuple[float, float]:
     """(mean return of uniform random moves, of the noise-free discretised controller), same start states."""
-    from marlbench.data.generate import rollout
+    from marlbench.data.generate import _derived_seed, rollout
 
     env = DiscreteSpreadEnv(min(episodes, GENERATE_CHUNK), spec=discrete_spread_spec(scores=None))
     rng = np.random.default_rng(_derived_seed(seed, 2))
