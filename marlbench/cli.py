@@ -1,4 +1,7 @@
-"""Command line: `marlbench list|run|data|bench`. Usage errors print one clear message and exit with code 2."""
+"""Command line: `marlbench list|run|data|behaviour|bench|plot`.
+
+Usage errors print one clear message and exit with code 2.
+"""
 from __future__ import annotations
 
 import argparse
@@ -105,15 +108,70 @@ def cmd_data(args: argparse.Namespace) -> int:
               f"sha256 {dataset.checksum()}")
         return 0
     # info
-    if not task.dataset_path.exists():
-        raise MarlbenchError(f"no dataset for {task.name!r} at {task.dataset_path}; run `marlbench data generate "
+    from marlbench.data.cards import card_figure, card_markdown, card_text, make_card
+
+    path = Path(args.file) if args.file else task.dataset_path
+    if not path.exists():
+        raise MarlbenchError(f"no dataset for {task.name!r} at {path}; run `marlbench data generate "
                              f"{task.name}` first")
-    dataset = load_native(task.dataset_path, task.spec)
-    stats = dataset.statistics()
-    if task.spec.random_score is not None:
-        stats["normalised_return_mean"] = task.spec.normalise(stats["return_mean"])
-    print(json.dumps({"task": task.name, "path": str(task.dataset_path), "checksum": dataset.checksum(),
-                      "metadata": dataset.metadata, "statistics": stats}, indent=2, default=str))
+    dataset = load_native(path, task.spec)
+    card = make_card(dataset, task.spec, task.name, str(path))
+    markdown, png = args.markdown, args.png
+    if args.card_dir:
+        stem = task.name.replace("/", "_")
+        markdown = markdown or str(Path(args.card_dir) / f"{stem}.md")
+        png = png or str(Path(args.card_dir) / f"{stem}.png")
+    if png:  # first, so a missing matplotlib fails before anything is written
+        print(f"wrote {card_figure(dataset, task.spec, card, png)}", file=sys.stderr if args.json else sys.stdout)
+    if markdown:
+        import os
+
+        from marlbench.results import atomic_write_bytes
+
+        rel = os.path.relpath(Path(png).resolve(), Path(markdown).resolve().parent) if png else None
+        atomic_write_bytes(Path(markdown), card_markdown(card, rel).encode())
+        print(f"wrote {markdown}", file=sys.stderr if args.json else sys.stdout)
+    print(json.dumps(card, indent=2, default=str) if args.json else card_text(card))
+    return 0
+
+
+def cmd_behaviour(args: argparse.Namespace) -> int:
+    from marlbench.behaviour import tiers
+    from marlbench.behaviour.trainer import Trainer, config_with_overrides, default_command, get_env
+    from marlbench.config import parse_set_options
+
+    if args.action == "train":
+        env = get_env(args.env)
+        overrides = parse_set_options(args.set or [])
+        overrides.setdefault("env", env.name)
+        for key in ("seed", "env_steps"):
+            if getattr(args, key) is not None:
+                overrides[key] = getattr(args, key)
+        cfg = config_with_overrides(overrides)
+        out = Path(args.out or f"results/behaviour/{env.name}/seed_{cfg.seed}")
+        print(f"training MATD3 behaviour policies on {env.name}: {cfg.env_steps} env steps, seed {cfg.seed} -> {out}")
+        record = Trainer(cfg, out, command=default_command()).run()
+        t = record["tiers"]
+        print(f"done in {record['train_seconds']:.0f}s: expert {t['expert']['normalised']:.1f} normalised "
+              f"({t['expert']['return_mean']:.1f}) at {t['expert']['env_steps']} env steps; medium "
+              f"{t['medium']['normalised']:.1f} ({t['medium']['return_mean']:.1f}) at {t['medium']['env_steps']}; "
+              f"uniform random {t['random_return']:.1f}")
+        if args.export:
+            tiers.export_weights(out, Path(args.export))
+            print(f"exported tier weights and manifest to {args.export}")
+        return 0
+    if args.action == "export":
+        manifest = tiers.export_weights(Path(args.env), Path(args.out or "weights"))
+        print(f"exported {manifest['env']} tier weights to {args.out or 'weights'}")
+        return 0
+    # replay: the exact Medium-Replay cut of a run's replay history
+    from marlbench.data.formats.native import save_native
+
+    dataset = tiers.medium_replay_from_run(Path(args.env))
+    out = Path(args.out or "medium-replay.h5")
+    save_native(dataset, out)
+    print(f"wrote {out}: {dataset.n_episodes} episodes, {dataset.n_transitions} transitions, "
+          f"sha256 {dataset.checksum()}")
     return 0
 
 
@@ -164,7 +222,26 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--seed", type=int, default=0, help="generator seed")
     data.add_argument("--out", help="write to this file instead of the task's cache")
     data.add_argument("--force", action="store_true", help="regenerate even if the cached file exists")
+    data.add_argument("--file", help="info: describe this native file instead of the task's cached dataset")
+    data.add_argument("--markdown", metavar="FILE", help="info: also write the dataset card as Markdown")
+    data.add_argument("--png", metavar="FILE", help="info: also write the card's figure (needs the [plot] extra)")
+    data.add_argument("--card-dir", metavar="DIR", help="info: write <task>.md and <task>.png into DIR")
+    data.add_argument("--json", action="store_true", help="info: print the card as JSON")
     data.set_defaults(func=cmd_data)
+
+    beh = sub.add_parser("behaviour", help="train behaviour policies online (MATD3) and export their tiers")
+    beh.add_argument("action", choices=("train", "export", "replay"),
+                     help="train ENV: run the online trainer; export RUN: copy a finished run's tier weights and "
+                          "manifest to --out; replay RUN: write the run's exact Medium-Replay dataset to --out")
+    beh.add_argument("env", help="environment (train, e.g. mpe/spread) or run directory (export, replay)")
+    beh.add_argument("--seed", type=int, help="training seed (default 0)")
+    beh.add_argument("--env-steps", type=int, help="joint transitions to collect (default 600k)")
+    beh.add_argument("--set", action="append", metavar="KEY=VALUE",
+                     help="override a trainer or MATD3 config field (repeatable), e.g. num_envs=32, actor_lr=1e-3")
+    beh.add_argument("--out", help="train: run directory (default results/behaviour/<env>/seed_<s>); "
+                                   "export: weights directory; replay: output .h5 file")
+    beh.add_argument("--export", metavar="DIR", help="train: export the tier weights and manifest here when done")
+    beh.set_defaults(func=cmd_behaviour)
 
     plot = sub.add_parser("plot", help="figures")
     plot.add_argument("what", choices=("games",), help="games: the didactic games of App. H (Fig. 14-16)")

@@ -1,0 +1,412 @@
+"""Online training of behaviour policies (MATD3) on a batched environment, with checkpoints, a learning curve,
+actor snapshots scored on a fixed evaluation set, and the complete replay history on disk.
+
+Run directory (``marlbench behaviour train ENV --out DIR``)::
+
+    config.json          trainer + MATD3 config, task spec, versions, the command line
+    curve.jsonl          one line per evaluation: env steps, return/normalised score on the fixed eval set, losses
+    snapshots/actor_<env_steps>.pt   actor weights at every evaluation (tier selection picks among them)
+    replay/part_<k>.npz  every episode collected, in order, one file per checkpoint interval (the replay history)
+    checkpoint.pt        networks, optimisers, generator state, round counter, wall-clock
+    final.json           written at the end: final score, tier selection (see ``tiers.py``)
+
+Determinism and resume: all training randomness (exploration and target noise, warm-up actions, batch indices)
+comes from one seeded ``torch.Generator``; the environment is reset at the start of every collection round with a
+seed derived from (seed, round), so no environment state needs saving. Checkpoints are taken at round boundaries
+after the replay part of that interval is on disk; on resume later parts are deleted and the in-memory replay buffer
+is rebuilt by re-inserting the saved parts in order. With ``threads=1`` on CPU, a resumed run ends bit-identical to
+an uninterrupted one (timings aside).
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from marlbench.behaviour.matd3 import MATD3, MATD3Config
+from marlbench.envs.base import BatchedMultiAgentEnv
+from marlbench.errors import ConfigError, MarlbenchError
+from marlbench.registry import ENVIRONMENTS
+from marlbench.results import atomic_torch_save, atomic_write_bytes, atomic_write_json, versions
+from marlbench.spec import TaskSpec
+
+EVAL_SEED = 987_654_321  # the fixed evaluation set: the same episodes for every run, seed and checkpoint
+
+
+@dataclass(frozen=True)
+class BehaviourEnv:
+    """An environment behaviour policies can be trained in: its spec and a factory ``num_envs -> env``."""
+
+    name: str
+    spec: TaskSpec
+    make: Callable[[int], BatchedMultiAgentEnv]
+
+
+def _register_envs() -> None:
+    from marlbench.envs.mpe import SpreadEnv, spread_spec
+
+    if "mpe/spread" not in ENVIRONMENTS:
+        ENVIRONMENTS.register("mpe/spread", BehaviourEnv("mpe/spread", spread_spec("mpe/spread"), SpreadEnv),
+                              aliases=("spread",))
+
+
+def get_env(name: str) -> BehaviourEnv:
+    _register_envs()
+    return ENVIRONMENTS.get(name)
+
+
+@dataclass
+class TrainerConfig:
+    """The online loop. Env steps count joint transitions (one per episode per time step)."""
+
+    env: str = "mpe/spread"
+    seed: int = 0
+    env_steps: int = 600_000  # joint transitions collected in total
+    num_envs: int = 50  # episodes stepped together; one collection round = num_envs * episode_limit transitions
+    warmup_steps: int = 50_000  # uniform-random actions and no updates for the first transitions
+    updates_per_step: int = 4  # gradient steps after every batched env step (i.e. per num_envs transitions)
+    explore_std: float = 0.1  # Gaussian exploration noise (units of a [-1, 1] box), as OMAR's MATD3
+    buffer_capacity: int = 1_000_000  # transitions sampled from (FIFO); the whole history stays on disk
+    eval_every: int = 10_000  # env steps between evaluations, snapshots and checkpoints (rounded to rounds)
+    eval_episodes: int = 500  # size of the fixed evaluation set (seed EVAL_SEED)
+    threads: int = 1
+    matd3: MATD3Config = field(default_factory=MATD3Config)
+
+    def to_dict(self) -> dict:
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "matd3"}
+        d["matd3"] = self.matd3.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainerConfig":
+        d = dict(d)
+        m = dict(d.pop("matd3", {}))
+        if "hidden_dims" in m:
+            m["hidden_dims"] = tuple(m["hidden_dims"])
+        return cls(**d, matd3=MATD3Config(**m))
+
+    def round_steps(self, limit: int) -> int:
+        return self.num_envs * limit
+
+    def validate(self, limit: int) -> None:
+        if self.num_envs < 1 or self.env_steps < 1 or self.updates_per_step < 0 or self.eval_episodes < 1:
+            raise ConfigError("num_envs, env_steps and eval_episodes must be positive, updates_per_step >= 0")
+        if self.eval_every < self.round_steps(limit):
+            raise ConfigError(f"eval_every ({self.eval_every}) must be at least one collection round "
+                              f"(num_envs * episode_limit = {self.round_steps(limit)} env steps)")
+
+
+def config_with_overrides(overrides: dict[str, Any]) -> TrainerConfig:
+    """TrainerConfig defaults with ``key=value`` overrides; MATD3 keys (``actor_lr``, ...) are accepted too."""
+    from marlbench.config import apply_overrides
+
+    cfg = TrainerConfig()
+    tnames = {f.name for f in fields(TrainerConfig)} - {"matd3"}
+    mnames = {f.name for f in fields(MATD3Config)}
+    t = {k: v for k, v in overrides.items() if k in tnames}
+    m = {k: v for k, v in overrides.items() if k in mnames}
+    rest = [k for k in overrides if k not in t and k not in m]
+    if rest:
+        from marlbench.errors import UnknownNameError
+
+        valid = sorted(tnames | mnames)
+        raise UnknownNameError("behaviour config key", rest[0], valid, hint="Valid keys: " + ", ".join(valid))
+    cfg = apply_overrides(cfg, t, "--set")
+    return TrainerConfig(**{**{f.name: getattr(cfg, f.name) for f in fields(cfg)},
+                            "matd3": apply_overrides(cfg.matd3, m, "--set")})
+
+
+# ---------------------------------------------------------------------------------------------- replay buffer
+class EpisodeReplay:
+    """FIFO buffer of whole episodes stored episode-major as torch tensors (obs has limit + 1 rows per episode).
+
+    ``sample`` draws an episode uniformly among the stored ones, then a valid step of it uniformly (all episodes of
+    the environments here have equal length, so this is uniform over transitions).
+    """
+
+    def __init__(self, capacity_episodes: int, limit: int, n: int, do: int, da: int):
+        self.cap, self.limit = capacity_episodes, limit
+        self.obs = torch.zeros(capacity_episodes, limit + 1, n, do)
+        self.actions = torch.zeros(capacity_episodes, limit, n, da)
+        self.rewards = torch.zeros(capacity_episodes, limit, n)
+        self.terminals = torch.zeros(capacity_episodes, limit)
+        self.lengths = torch.zeros(capacity_episodes, dtype=torch.long)
+        self.size, self.ptr = 0, 0
+
+    def add(self, part: dict[str, np.ndarray]) -> None:
+        e = len(part["lengths"])
+        idx = (self.ptr + torch.arange(e)) % self.cap
+        self.obs[idx] = torch.from_numpy(part["obs"])
+        self.actions[idx] = torch.from_numpy(part["actions"])
+        self.rewards[idx] = torch.from_numpy(part["rewards"])
+        self.terminals[idx] = torch.from_numpy(part["terminals"].astype(np.float32))
+        self.lengths[idx] = torch.from_numpy(part["lengths"].astype(np.int64))
+        self.ptr = (self.ptr + e) % self.cap
+        self.size = min(self.size + e, self.cap)
+
+    def sample(self, batch: int, gen: torch.Generator) -> tuple[torch.Tensor, ...]:
+        e = torch.randint(self.size, (batch,), generator=gen)
+        t = (torch.rand(batch, generator=gen) * self.lengths[e]).long()
+        return (self.obs[e, t], self.actions[e, t], self.rewards[e, t], self.obs[e, t + 1], self.terminals[e, t])
+
+
+# ---------------------------------------------------------------------------------------------- evaluation
+@torch.no_grad()
+def evaluate_actor(actor_fn: Callable[[torch.Tensor], torch.Tensor], env: BehaviourEnv, episodes: int,
+                   seed: int = EVAL_SEED) -> np.ndarray:
+    """Returns of the deterministic policy on ``episodes`` fixed episodes (sum over steps of the agent mean)."""
+    e = env.make(episodes)
+    step = e.reset(seed)
+    returns = np.zeros(episodes)
+    done = np.zeros(episodes, dtype=bool)
+    for _ in range(env.spec.episode_limit):
+        step = e.step(actor_fn(torch.from_numpy(step.obs)).numpy())
+        returns += step.rewards.mean(-1)
+        done |= step.terminated | step.truncated
+        if done.all():
+            break
+    return returns
+
+
+def uniform_returns(env: BehaviourEnv, episodes: int, seed: int = EVAL_SEED) -> np.ndarray:
+    """Returns of the uniform-random policy on the fixed evaluation episodes (actions drawn from ``seed``)."""
+    rng = np.random.default_rng(seed)
+    spec = env.spec
+
+    def uniform(obs: torch.Tensor) -> torch.Tensor:
+        shape = (*obs.shape[:2], spec.action_dim)
+        return torch.from_numpy(rng.uniform(spec.action_low, spec.action_high, shape).astype(np.float32))
+
+    return evaluate_actor(uniform, env, episodes, seed)
+
+
+def _derived_seed(seed: int, *stream: int) -> int:
+    return int(np.random.SeedSequence([seed, *stream]).generate_state(1)[0])
+
+
+# ---------------------------------------------------------------------------------------------- the loop
+class Trainer:
+    def __init__(self, cfg: TrainerConfig, out: Path, log: Callable[[str], None] = print,
+                 command: list[str] | None = None):
+        self.cfg, self.out, self.log = cfg, Path(out), log
+        self.env = get_env(cfg.env)
+        spec = self.env.spec
+        cfg.validate(spec.episode_limit)
+        self.limit = spec.episode_limit
+        self.round_steps = cfg.round_steps(self.limit)
+        self.rounds = -(-cfg.env_steps // self.round_steps)
+        self.eval_rounds = max(1, cfg.eval_every // self.round_steps)
+        self.warmup_rounds = -(-cfg.warmup_steps // self.round_steps)
+        self.command = command
+
+    # paths
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out / "checkpoint.pt"
+
+    def part_path(self, k: int) -> Path:
+        return self.out / "replay" / f"part_{k:05d}.npz"
+
+    def snapshot_path(self, env_steps: int) -> Path:
+        return self.out / "snapshots" / f"actor_{env_steps:09d}.pt"
+
+    def run(self) -> dict:
+        cfg = self.cfg
+        final_path = self.out / "final.json"
+        config_path = self.out / "config.json"
+        if config_path.exists():
+            saved = TrainerConfig.from_dict(json.loads(config_path.read_text())["trainer"])
+            if saved.to_dict() != cfg.to_dict():
+                raise MarlbenchError(f"{self.out} holds a run with a different config; use another --out or the "
+                                     f"same options (saved: {json.dumps(saved.to_dict())})")
+        if final_path.exists():
+            self.log(f"{self.out} is complete (final.json exists)")
+            return json.loads(final_path.read_text())
+        threads = torch.get_num_threads()
+        torch.set_num_threads(cfg.threads)
+        try:
+            return self._run(final_path)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _run(self, final_path: Path) -> dict:
+        cfg, spec = self.cfg, self.env.spec
+        torch.manual_seed(cfg.seed)
+        agent = MATD3(spec, cfg.matd3)
+        gen = torch.Generator().manual_seed(cfg.seed)
+        n, do, da = spec.n_agents, spec.obs_dim, spec.action_dim
+        replay = EpisodeReplay(max(1, cfg.buffer_capacity // self.limit), self.limit, n, do, da)
+        start_round, parts, train_seconds, resumes = 0, 0, 0.0, []
+        curve_path = self.out / "curve.jsonl"
+        if self.checkpoint_path.exists():
+            ckpt = torch.load(self.checkpoint_path, weights_only=True)
+            if ckpt["config"] != cfg.to_dict():
+                raise MarlbenchError(f"{self.out}: its checkpoint was made with a different config; use another "
+                                     f"--out or the same options")
+            agent.load_state_dict(ckpt["agent"])
+            agent.load_optimizer_state(ckpt["optimizers"])
+            gen.set_state(ckpt["generator"])
+            torch.set_rng_state(ckpt["torch_rng"])
+            start_round, parts, train_seconds = ckpt["round"], ckpt["parts"], ckpt["train_seconds"]
+            resumes = ckpt["resumes"] + [start_round * self.round_steps]
+            for k in range(parts):
+                with np.load(self.part_path(k)) as z:
+                    replay.add(dict(z))
+            for stale in sorted((self.out / "replay").glob("part_*.npz")):
+                if int(stale.stem.split("_")[1]) >= parts:
+                    stale.unlink()
+            _truncate_jsonl(curve_path, start_round * self.round_steps)
+            self.log(f"resumed {self.out} at {start_round * self.round_steps} env steps")
+        else:
+            ours = (self.out / "config.json").exists()  # same config (checked above), killed before a checkpoint
+            if self.out.exists() and any(self.out.iterdir()) and not ours:
+                raise MarlbenchError(f"{self.out} exists and holds no run of this trainer; choose an empty --out "
+                                     f"directory")
+            for sub in ("replay", "snapshots"):
+                if (self.out / sub).exists():
+                    for f in (self.out / sub).iterdir():
+                        f.unlink()
+            (self.out / "replay").mkdir(parents=True, exist_ok=True)
+            (self.out / "snapshots").mkdir(parents=True, exist_ok=True)
+            atomic_write_json(self.out / "config.json", {
+                "trainer": cfg.to_dict(), "spec": spec.to_dict(), "versions": versions(),
+                "command": self.command, "eval_seed": EVAL_SEED, "round_steps": self.round_steps,
+            })
+            curve_path.unlink(missing_ok=True)
+            self._evaluate(agent, 0, train_seconds, {}, curve_path)  # the initial actor, step 0
+
+        env = self.env.make(cfg.num_envs)
+        pending: list[dict[str, np.ndarray]] = []
+        losses: dict[str, list[float]] = {}
+        seg = time.perf_counter()
+        for rnd in range(start_round, self.rounds):
+            part = self._collect(env, agent, replay, gen, rnd, losses)
+            pending.append(part)
+            replay.add(part)
+            done_rounds = rnd + 1
+            if done_rounds % self.eval_rounds == 0 or done_rounds == self.rounds:
+                train_seconds += time.perf_counter() - seg
+                steps = done_rounds * self.round_steps
+                merged = {k: np.concatenate([p[k] for p in pending]) for k in pending[0]}
+                _atomic_savez(self.part_path(parts), merged)
+                parts += 1
+                pending = []
+                mean_losses = {k: float(np.mean(v)) for k, v in losses.items()}
+                losses = {}
+                self._evaluate(agent, steps, train_seconds, mean_losses, curve_path)
+                atomic_torch_save({
+                    "round": done_rounds, "parts": parts, "train_seconds": train_seconds, "resumes": resumes,
+                    "config": cfg.to_dict(), "agent": agent.state_dict(), "optimizers": agent.optimizer_state(),
+                    "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
+                }, self.checkpoint_path)
+                seg = time.perf_counter()
+        from marlbench.behaviour.tiers import select_tiers
+
+        curve = read_curve(curve_path)
+        random_return = float(uniform_returns(self.env, cfg.eval_episodes).mean())
+        record = {
+            "env": cfg.env, "seed": cfg.seed, "env_steps": self.rounds * self.round_steps,
+            "train_seconds": train_seconds, "resumed_at_env_steps": resumes,
+            "final": curve[-1], "tiers": select_tiers(curve, random_return),
+        }
+        atomic_write_json(final_path, record)
+        return record
+
+    def _collect(self, env, agent: MATD3, replay: EpisodeReplay, gen: torch.Generator, rnd: int,
+                 losses: dict[str, list[float]]) -> dict[str, np.ndarray]:
+        """One round: reset every env, run one episode each (updating the agent after every step)."""
+        cfg, spec = self.cfg, self.env.spec
+        b, n, do, da, lim = cfg.num_envs, spec.n_agents, spec.obs_dim, spec.action_dim, self.limit
+        obs = np.zeros((b, lim + 1, n, do), np.float32)
+        acts = np.zeros((b, lim, n, da), np.float32)
+        rews = np.zeros((b, lim, n), np.float32)
+        terms = np.zeros((b, lim), bool)
+        alive = np.ones((b, lim), bool)
+        step = env.reset(_derived_seed(cfg.seed, 0, rnd))
+        obs[:, 0] = step.obs
+        done = np.zeros(b, bool)
+        warm = rnd < self.warmup_rounds
+        for t in range(lim):
+            if warm:
+                u = torch.rand((b, n, da), generator=gen)
+                a = (spec.action_low + u * (spec.action_high - spec.action_low)).numpy()
+            else:
+                a = agent.act(torch.from_numpy(step.obs), cfg.explore_std, gen).numpy()
+            step = env.step(a)
+            acts[:, t], rews[:, t], obs[:, t + 1] = a, step.rewards, step.obs
+            terms[:, t] = step.terminated & ~done
+            alive[:, t] = ~done
+            done |= step.terminated | step.truncated
+            if not warm and replay.size > 0:
+                for _ in range(cfg.updates_per_step):
+                    out = agent.update(*replay.sample(cfg.matd3.batch_size, gen), generator=gen)
+                    for k, v in out.items():
+                        losses.setdefault(k, []).append(float(v))
+            if done.all():
+                break
+        return {"obs": obs, "actions": acts, "rewards": rews, "terminals": terms,
+                "lengths": alive.sum(1).astype(np.int32)}
+
+    def _evaluate(self, agent: MATD3, steps: int, train_seconds: float, losses: dict, curve_path: Path) -> None:
+        spec = self.env.spec
+        returns = evaluate_actor(lambda o: agent.act(o), self.env, self.cfg.eval_episodes)
+        mean = float(returns.mean())
+        norm = spec.normalise(mean)
+        snap = self.snapshot_path(steps)
+        atomic_torch_save({k: v.clone() for k, v in agent.actor.state_dict().items()}, snap)
+        rec = {"env_steps": steps, "return_mean": mean, "return_std": float(returns.std()),
+               "normalised": norm, "train_seconds": round(train_seconds, 2), "snapshot": snap.name, **losses}
+        with open(curve_path, "a") as f:
+            f.write(json.dumps(rec, sort_keys=True) + "\n")
+        self.log(f"  env steps {steps:>9}  return {mean:7.1f}  normalised "
+                 f"{'n/a' if norm is None else f'{norm:6.1f}'}  train {train_seconds:7.1f}s")
+
+
+def _atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    import io
+
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _truncate_jsonl(path: Path, last_steps: int) -> None:
+    if not path.exists():
+        return
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["env_steps"] <= last_steps:
+                keep.append(line)
+        except (ValueError, KeyError):
+            continue
+    atomic_write_bytes(path, ("\n".join(keep) + ("\n" if keep else "")).encode())
+
+
+def read_curve(path: Path) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def load_replay(run_dir: Path, upto_env_steps: int | None = None) -> dict[str, np.ndarray]:
+    """The replay history of a run (episode-major arrays), optionally only the episodes collected up to
+    ``upto_env_steps`` env steps."""
+    run_dir = Path(run_dir)
+    ckpt = torch.load(run_dir / "checkpoint.pt", weights_only=True)
+    cfg = TrainerConfig.from_dict(ckpt["config"])
+    parts = [dict(np.load(run_dir / "replay" / f"part_{k:05d}.npz")) for k in range(ckpt["parts"])]
+    data = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    if upto_env_steps is not None:
+        keep = upto_env_steps // get_env(cfg.env).spec.episode_limit
+        data = {k: v[:keep] for k, v in data.items()}
+    return data
+
+
+def default_command(argv: list[str] | None = None) -> list[str]:
+    return ["marlbench", *(argv if argv is not None else sys.argv[1:])]
