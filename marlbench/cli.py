@@ -1,4 +1,4 @@
-"""Command line: `marlbench list|run|data|behaviour|bench|plot`.
+"""Command line: `marlbench list|run|data|behaviour|bench|plot|table|export`.
 
 Usage errors print one clear message and exit with code 2.
 """
@@ -175,13 +175,66 @@ def cmd_behaviour(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_results(args: argparse.Namespace):
+    from marlbench.analysis.reader import read_results
+
+    results = read_results(args.results or ["results"], profile=args.profile, mix_profiles=args.mix_profiles,
+                           latest=args.latest)
+    for line in results.warnings:
+        print(f"warning: {line}", file=sys.stderr)
+    if results.incomplete:
+        print(f"note: {len(results.incomplete)} seed(s) without final.json (running or interrupted) are ignored",
+              file=sys.stderr)
+    return results
+
+
 def cmd_plot(args: argparse.Namespace) -> int:
     _catalog()
+    if args.what != "games":
+        from marlbench.analysis import figures
+
+        out = Path(args.out or "results/figures")
+        for path in figures.plot(args.what, _read_results(args), out, args.reps, args.seed, args.target):
+            print(f"wrote {path}")
+        return 0
     from marlbench.analysis import games
 
-    for path in games.main(Path(args.out), args.seed, args.steps):
+    for path in games.main(Path(args.out or "results/figures/games"), args.seed, args.steps):
         print(f"wrote {path}")
     return 0
+
+
+def cmd_table(args: argparse.Namespace) -> int:
+    from marlbench.analysis import tables
+
+    table = tables.build_table(_read_results(args), args.suite, allow_missing=args.allow_missing,
+                               decimals=args.decimals, bootstrap=not args.no_bootstrap, reps=args.reps,
+                               seed=args.seed, show_paper=not args.no_paper)
+    formats = tables.FORMATS if args.format == "all" else (args.format,)
+    if args.out:
+        for path in tables.write_table(table, Path(args.out), formats):
+            print(f"wrote {path}")
+    else:
+        print("\n".join(tables.render(table, f) for f in formats), end="")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from marlbench.analysis.export import write_marl_eval
+
+    for path in write_marl_eval(_read_results(args), Path(args.out)):
+        print(f"wrote {path}")
+    return 0
+
+
+def _add_results_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--results", action="append", metavar="DIR",
+                   help="results root or marl-eval .json file (repeatable; default ./results)")
+    p.add_argument("--profile", help="only runs of this profile (paper, quick, ...)")
+    p.add_argument("--mix-profiles", action="store_true", help="combine runs of different profiles (refused "
+                                                               "otherwise)")
+    p.add_argument("--latest", action="store_true",
+                   help="when a task x algorithm x seed has several completed runs, keep the latest")
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -244,11 +297,41 @@ def build_parser() -> argparse.ArgumentParser:
     beh.set_defaults(func=cmd_behaviour)
 
     plot = sub.add_parser("plot", help="figures")
-    plot.add_argument("what", choices=("games",), help="games: the didactic games of App. H (Fig. 14-16)")
-    plot.add_argument("--out", default="results/figures/games", help="output directory")
-    plot.add_argument("--seed", type=int, default=0)
+    plot.add_argument("what", choices=("games", "inference", "training", "curves", "profiles", "improvement",
+                                       "aggregates", "results"),
+                      help="games: the didactic games of App. H (Fig. 14-16); from run records (docs/ANALYSIS.md): "
+                           "inference (Fig. 1/4), training (Fig. 11), curves (Fig. 12), profiles, improvement, "
+                           "aggregates, results (all of these)")
+    plot.add_argument("--out", help="output directory (default results/figures/games for games, else "
+                                    "results/figures)")
+    plot.add_argument("--seed", type=int, default=0, help="games: training seed; others: bootstrap random state")
     plot.add_argument("--steps", type=int, help="override the quick profile's games budget (smoke tests)")
+    _add_results_options(plot)
+    plot.add_argument("--reps", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    plot.add_argument("--target", default="macflow", help="improvement: the algorithm compared with each baseline")
     plot.set_defaults(func=cmd_plot)
+
+    table = sub.add_parser("table", help="Tables 1-2 (or any results) with rliable aggregates, from run records")
+    table.add_argument("--suite", default="auto", choices=("auto", "table1", "table2"),
+                       help="table1/table2: the paper's layouts with its values beside ours; auto: every task and "
+                            "algorithm found (default)")
+    table.add_argument("--format", default="md", choices=("md", "latex", "csv", "all"))
+    table.add_argument("--out", metavar="DIR", help="write <suite>.md/.tex/.csv (+ _aggregates.csv) here instead "
+                                                    "of printing")
+    _add_results_options(table)
+    table.add_argument("--allow-missing", action="store_true", help="render with gaps instead of refusing")
+    table.add_argument("--reps", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    table.add_argument("--seed", type=int, default=0, help="bootstrap random state (default 0)")
+    table.add_argument("--no-bootstrap", action="store_true", help="skip the rliable aggregates")
+    table.add_argument("--no-paper", action="store_true", help="leave out the paper's values")
+    table.add_argument("--decimals", type=int, default=1)
+    table.set_defaults(func=cmd_table)
+
+    export = sub.add_parser("export", help="export run records (marl-eval JSON)")
+    export.add_argument("what", choices=("marl-eval",))
+    export.add_argument("--out", required=True, metavar="FILE", help="marl-eval JSON file (+ FILE.meta.json)")
+    _add_results_options(export)
+    export.set_defaults(func=cmd_export)
 
     bench = sub.add_parser("bench", help="speed benchmarks")
     bench.add_argument("what", choices=("train",))

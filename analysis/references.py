@@ -1,0 +1,223 @@
+"""Fixed references the analysis compares against: normalisation constants and the paper's Tables 1-2.
+
+Both live as data in ``configs/reference/`` (installed as ``marlbench.configs``):
+
+- ``normalisation.yaml``: random and expert return per paper task, each with its documented source. Tasks outside
+  that file (games, landmark covering, ``mpe/spread-scripted``, ...) take the references of their ``TaskSpec`` in
+  the task registry. Nothing here ever min-max normalises over the results that happen to be present.
+- ``table1.yaml``, ``table2.yaml``: the paper's published cells (mean, 2 std, the paper's own bold/underline), its
+  "Average rewards" rows, which metric each section shows and which dataset sources the paper used.
+"""
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from marlbench.errors import MarlbenchError
+
+REFERENCE_DIR = Path(__file__).resolve().parent.parent / "configs" / "reference"
+
+ALGORITHM_LABELS = {
+    "macflow": "MAC-Flow", "bc": "BC", "mabcq": "MABCQ", "macql": "MACQL", "matd3bc": "MATD3BC", "icq": "ICQ",
+    "omar": "OMAR", "omiga": "OMIGA", "diffusion-bc": "Diffusion BC", "flow-bc": "Flow BC", "madiff": "MADiff",
+    "dof": "DoF",
+}
+# column order when no paper table fixes it: the paper's Gaussian, diffusion, flow grouping, MAC-Flow last
+ALGORITHM_ORDER = ("bc", "mabcq", "macql", "matd3bc", "icq", "omar", "omiga", "diffusion-bc", "madiff", "dof",
+                   "flow-bc", "macflow")
+BENCHMARK_LABELS = {"smacv1": "SMACv1", "smacv2": "SMACv2", "mamujoco": "MA-MuJoCo", "mpe": "MPE",
+                    "games": "Games", "landmarks": "Landmarks", "smax": "SMAX"}
+QUALITIES = ("medium-replay", "medium-expert", "expert", "medium", "random", "good", "poor", "replay", "scripted")
+DISCRETE_BENCHMARKS = ("smacv1", "smacv2", "smax")
+
+
+def reference_dir() -> Path:
+    """configs/reference of this installation (the source tree or the installed marlbench.configs package)."""
+    try:
+        import marlbench.configs as configs
+
+        path = Path(configs.__file__).resolve().parent / "reference"
+        if path.is_dir():
+            return path
+    except ImportError:  # pragma: no cover - marlbench.configs is always installed
+        pass
+    return REFERENCE_DIR
+
+
+@functools.lru_cache(maxsize=None)
+def _load(name: str) -> dict:
+    path = reference_dir() / name
+    if not path.exists():
+        raise MarlbenchError(f"reference file {path} is missing from this installation")
+    return yaml.safe_load(path.read_text())
+
+
+def algorithm_label(name: str) -> str:
+    return ALGORITHM_LABELS.get(name, name)
+
+
+def benchmark_label(name: str) -> str:
+    return BENCHMARK_LABELS.get(name, name)
+
+
+def algorithm_sort_key(name: str) -> tuple[int, str]:
+    return (ALGORITHM_ORDER.index(name) if name in ALGORITHM_ORDER else len(ALGORITHM_ORDER), name)
+
+
+def split_task(task: str) -> tuple[str, str, str]:
+    """``<benchmark>/<scenario>-<quality>`` -> (benchmark, scenario, quality); quality may be empty."""
+    benchmark, _, rest = task.partition("/")
+    if not rest:
+        return "", task, ""
+    for quality in QUALITIES:
+        if rest.endswith("-" + quality):
+            return benchmark, rest[: -len(quality) - 1], quality
+    scenario, _, quality = rest.rpartition("-")
+    return (benchmark, scenario, quality) if scenario else (benchmark, rest, "")
+
+
+# --------------------------------------------------------------------------------------------- normalisation
+@dataclass(frozen=True)
+class Reference:
+    random: float
+    expert: float
+    source: str  # where the two numbers come from
+
+    def normalise(self, value: float | None) -> float | None:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return None
+        return 100.0 * (value - self.random) / (self.expert - self.random)
+
+
+def config_references() -> dict[str, Reference]:
+    data = _load("normalisation.yaml")
+    sources = data.get("sources", {})
+    return {task: Reference(float(v["random"]), float(v["expert"]), sources.get(v["source"], v["source"]))
+            for task, v in data["tasks"].items()}
+
+
+def _registry_reference(task: str) -> Reference | None:
+    import marlbench.catalog  # noqa: F401  (registers every task)
+    from marlbench.registry import TASKS
+
+    if task not in TASKS:
+        return None
+    spec = TASKS.get(task).spec
+    if spec is None or spec.random_score is None or spec.expert_score is None:
+        return None
+    return Reference(float(spec.random_score), float(spec.expert_score), spec.normalisation_source or "registry")
+
+
+@functools.lru_cache(maxsize=None)
+def reference(task: str) -> Reference | None:
+    """Fixed references of ``task``: configs/reference/normalisation.yaml for the paper's tasks (checked against
+    the registry by the tests), else the registry's TaskSpec; None if neither has them."""
+    refs = config_references()
+    if task in refs:
+        return refs[task]
+    return _registry_reference(task)
+
+
+def registry_disagreements() -> list[str]:
+    """Paper tasks whose registry TaskSpec carries references different from normalisation.yaml."""
+    out = []
+    for task, ref in config_references().items():
+        reg = _registry_reference(task)
+        if reg is not None and (not math.isclose(reg.random, ref.random) or not math.isclose(reg.expert, ref.expert)):
+            out.append(f"{task}: registry {reg.random}/{reg.expert}, configs {ref.random}/{ref.expert}")
+    return out
+
+
+# --------------------------------------------------------------------------------------------- paper tables
+@dataclass(frozen=True)
+class PaperCell:
+    mean: float
+    two_std: float | None
+    mark: str | None  # "bold", "underline" or None, as published
+
+
+@dataclass(frozen=True)
+class PaperSection:
+    benchmark: str
+    label: str
+    metric: str  # "return" or "normalised"
+    paper_sources: tuple[str, ...]
+    tasks: tuple[str, ...]
+    cells: dict[str, dict[str, PaperCell]] = field(hash=False)  # task -> algorithm -> cell
+    average: dict[str, PaperCell] = field(hash=False)
+
+
+@dataclass(frozen=True)
+class PaperTable:
+    name: str
+    title: str
+    algorithms: tuple[str, ...]
+    groups: dict[str, list[str]] = field(hash=False)
+    sections: tuple[PaperSection, ...] = ()
+
+    @property
+    def tasks(self) -> list[str]:
+        return [t for s in self.sections for t in s.tasks]
+
+    def section_of(self, task: str) -> PaperSection | None:
+        return next((s for s in self.sections if task in s.tasks), None)
+
+
+PAPER_TABLES = ("table1", "table2")
+
+
+def _cell(values: list) -> PaperCell:
+    mean = float(values[0])
+    two_std = float(values[1]) if len(values) > 1 and not isinstance(values[1], str) else None
+    mark = next((v for v in values[1:] if isinstance(v, str)), None)
+    return PaperCell(mean, two_std, mark)
+
+
+@functools.lru_cache(maxsize=None)
+def paper_table(name: str) -> PaperTable:
+    if name not in PAPER_TABLES:
+        from marlbench.errors import UnknownNameError
+
+        raise UnknownNameError("paper table", name, PAPER_TABLES)
+    data = _load(f"{name}.yaml")
+    sections = []
+    for s in data["sections"]:
+        cells = {row["task"]: {a: _cell(v) for a, v in row["values"].items()} for row in s["rows"]}
+        sections.append(PaperSection(
+            benchmark=s["benchmark"], label=s["label"], metric=s["metric"],
+            paper_sources=tuple(s.get("paper_sources", ())), tasks=tuple(row["task"] for row in s["rows"]),
+            cells=cells, average={a: _cell(v) for a, v in s.get("average", {}).items()}))
+    return PaperTable(name=data["name"], title=data["title"], algorithms=tuple(data["algorithms"]),
+                      groups=dict(data.get("groups", {})), sections=tuple(sections))
+
+
+def paper_cell(task: str, algorithm: str) -> PaperCell | None:
+    for name in PAPER_TABLES:
+        section = paper_table(name).section_of(task)
+        if section is not None:
+            return section.cells.get(task, {}).get(algorithm)
+    return None
+
+
+def paper_sources(task: str) -> tuple[str, ...] | None:
+    for name in PAPER_TABLES:
+        section = paper_table(name).section_of(task)
+        if section is not None:
+            return section.paper_sources
+    return None
+
+
+def normalise_source(source: str | None) -> str:
+    return (source or "").strip().lower().replace("_", "-")
+
+
+def same_source(source: str | None, sources: tuple[str, ...]) -> bool:
+    """A run's dataset source matches the paper's when it names one of the paper's sources (``og-marl``,
+    ``og_marl/smac_v1/3m``, ``omiga``, ``omar``, ...); ``generated``, ``replay history`` and unknown do not."""
+    src = normalise_source(source)
+    return any(src == s or src.startswith(s + "/") or src.startswith(s + " ") or src.startswith(s + ":")
+               for s in sources)
