@@ -6,6 +6,7 @@
   the importance-sampled log-sum-exp of App. F for continuous actions).
 - ``cem_search``: OMAR's sampling (cross-entropy) search for a higher-Q action per agent (Pan et al. 2022, Sec. 4.2).
 - ``batch_softmax_weights``: softmax over the batch, as ICQ's in-sample weights.
+- ``update_target``: hard target copy every P steps or Polyak averaging; ``make_mixer``: a task's Mixer.
 """
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import torch
 from torch import Tensor
 
 from marlbench.heads import ActionBox
+from marlbench.mixers import Mixer
+from marlbench.nn import polyak_update
 
 
 def td_target(rewards: Tensor, dones: Tensor, next_value: Tensor, gamma: float) -> Tensor:
@@ -78,3 +81,20 @@ def cem_search(q_fn: Callable[[Tensor], Tensor], mean: Tensor, std: float | Tens
 def batch_softmax_weights(scores: Tensor, temperature: float, dim: int = 0) -> Tensor:
     """softmax(scores / temperature) over the batch dimension, times the batch size (mean weight 1)."""
     return torch.softmax(scores / temperature, dim=dim) * scores.shape[dim]
+
+
+def update_target(target: torch.nn.Module, source: torch.nn.Module, step: int, period: int, tau: float) -> None:
+    """Target networks: a hard copy every ``period`` steps when ``period > 0`` (DQN-style, i.e. tau = 1 at that
+    period; BCQ/CQL discrete), else Polyak averaging with ``tau`` every step. ``step`` counts updates from 1."""
+    if period > 0:
+        if step % period == 0:
+            target.load_state_dict(source.state_dict())
+    else:
+        polyak_update(target, source, tau)
+
+
+def make_mixer(kind: str, spec, embed_dim: int = 128) -> Mixer:
+    """The ``Mixer`` for a task: conditioned on the global state if the task has one, else on the joint
+    observation (the input ``mixers.mixer_state`` builds)."""
+    state_dim = spec.state_dim if spec.state_dim is not None else spec.n_agents * spec.obs_dim
+    return Mixer(kind, spec.n_agents, state_dim, embed_dim)

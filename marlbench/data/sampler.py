@@ -28,6 +28,8 @@ class Batch:
     next_state: torch.Tensor | None = None
     legals: torch.Tensor | None = None
     next_legals: torch.Tensor | None = None
+    # the dataset's action at the next step (SARSA-style in-sample targets, e.g. ICQ); a placeholder at terminals
+    next_actions: torch.Tensor | None = None
 
 
 def _tensor(x: np.ndarray | None, device: torch.device) -> torch.Tensor | None:
@@ -69,6 +71,7 @@ class TransitionSampler:
             dones=self.dones[t],
             state=self.state[t] if has_state else None, next_state=self.state[nt] if has_state else None,
             legals=self.legals[t] if has_legals else None, next_legals=self.legals[nt] if has_legals else None,
+            next_actions=self.actions[nt],
         )
 
     def state_dict(self) -> dict:
