@@ -2,4 +2,5 @@
 import marlbench.algorithms.macflow  # noqa: F401
 import marlbench.baselines.bc  # noqa: F401
 import marlbench.baselines.macql  # noqa: F401
+import marlbench.baselines.matd3bc  # noqa: F401
 import marlbench.tasks  # noqa: F401

@@ -112,8 +112,10 @@ class AgentMLP(nn.Module):
 
 def polyak_update(target: nn.Module, source: nn.Module, tau: float) -> None:
     """target <- (1 - tau) * target + tau * source, in one fused foreach op."""
-    with torch.no_grad():
-        torch._foreach_lerp_(list(target.parameters()), list(source.parameters()), tau)
+    targets = list(target.parameters())
+    if targets:  # parameter-free modules (e.g. the mean mixer) have nothing to update
+        with torch.no_grad():
+            torch._foreach_lerp_(targets, list(source.parameters()), tau)
 
 
 def make_adam(params, lr: float, eps: float) -> torch.optim.Adam:
