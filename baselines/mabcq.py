@@ -154,7 +154,8 @@ class MABCQ(Algorithm, name="mabcq", continuous=True, discrete=True):
         a = self.perturbed(self.perturb, obs, self.decode(obs).detach())
         actor_loss = -self.mix(self.q, self.q["critic"](obs, a)[0], obs, batch.state).mean()
         self.q.requires_grad_(True)
-        return {"critic_loss": critic_loss, "vae_loss": vae_loss, "actor_loss": actor_loss, "q_mean": qs.mean().detach()}
+        return {"critic_loss": critic_loss, "vae_loss": vae_loss, "actor_loss": actor_loss,
+                "q_mean": qs.mean().detach()}
 
     def update(self, batch: Batch) -> dict[str, Tensor]:
         losses = self.continuous_losses(batch) if self.spec.continuous else self.discrete_losses(batch)

@@ -127,7 +127,7 @@ class MACQL(Algorithm, name="macql", continuous=True, discrete=True):
         if cfg.entropy == "auto":
             alpha = self.log_alpha.exp()
             out["actor_loss"] = actor_loss + alpha.detach() * logp.mean()
-            out["alpha_loss"] = -(self.log_alpha * (logp.detach() + self.spec.action_dim).mean())
+            out["alpha_loss"] = -(self.log_alpha * (logp.detach() - self.spec.action_dim).mean())  # target -|A|
         return out
 
     def update(self, batch: Batch) -> dict[str, Tensor]:

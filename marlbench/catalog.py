@@ -1,6 +1,7 @@
 """Import everything that registers algorithms and tasks (built-ins; plugins come through entry points)."""
 import marlbench.algorithms.macflow  # noqa: F401
 import marlbench.baselines.bc  # noqa: F401
+import marlbench.baselines.icq  # noqa: F401
 import marlbench.baselines.mabcq  # noqa: F401
 import marlbench.baselines.macql  # noqa: F401
 import marlbench.baselines.matd3bc  # noqa: F401

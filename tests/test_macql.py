@@ -84,6 +84,17 @@ def test_discrete_target_and_acting_respect_legal_actions():
     assert losses["cql_penalty"].item() < 5.0  # and its Q would dominate the log-sum-exp
 
 
+def test_auto_entropy_lowers_the_temperature_above_the_target_entropy():
+    """entropy=auto (the reference's SAC temperature): a fresh policy is far more random than the target -|A|, so
+    one step must lower alpha (a sign error would raise it)."""
+    torch.manual_seed(0)
+    algo = MACQL(CONT, MACQLConfig(hidden_dims=(32,), entropy="auto"))
+    _, logp = algo.actor.sample(torch.randn(64, 2, 3))
+    assert logp.mean().item() < CONT.action_dim  # entropy above the target
+    algo.update(fixed_batch(CONT))
+    assert algo.log_alpha.item() < 0.0
+
+
 def test_learns_spread(tmp_path, spread_dataset):
     score, random = train_and_score("macql", "mpe/spread-scripted", tmp_path)
     assert score >= random + MARGIN

@@ -1,0 +1,129 @@
+"""MA-ICQ: Implicit Constraint Q-learning (Yang et al. 2021, "Believe What You See"; MAC-Flow paper Table 2).
+
+Critic    Q_i(s, o_i, .) over all actions (discrete) or Q_i(s, o_i, a_i) (continuous), s the global state or the
+          joint observation; convex mixer Q_tot = sum_i k_i(s) Q_i with k = |w(s)| / sum_j |w_j(s)|. The target uses
+          only dataset actions: with the next dataset actions a' (``Batch.next_actions``),
+            y = r + gamma (1 - d) * B softmax_batch(Q'_tot(s', a') / beta_Q) * Q'_tot(s', a'),   beta_Q = 1000,
+          (the reference's importance weights over the batch), loss (Q_tot(s, a) - y)^2 on the team reward.
+Actor     decentralised pi_i(a_i | o_i); advantage A_i = Q_i(a_i) - sum_a pi_i(a) Q_i(a) (detached) and loss
+            -mean[k_i(s) * B softmax_batch(A_i / beta_pi) * log pi_i(a_i)],   beta_pi = 0.1,
+          the softmax over the batch per agent. Acting: the most likely legal action / the Gaussian mean.
+Continuous  (no reference code): an unsquashed Gaussian policy (mean in the box, learned state-independent std, so
+          dataset actions on the box boundary keep finite log-densities) and the baseline sum_a pi(a) Q_i(a) estimated
+          by the mean Q_i over ``baseline_samples`` actions sampled from pi_i.
+
+Deviation: the original critic target is TD(lambda = 0.8) over whole episodes; the protocol samples transitions, so
+this is the 1-step target (lambda = 0). Targets are Polyak-averaged (tau = 0.005, the suite convention; the
+reference copies them every ``target_update_period`` steps, an option). One combined loss, one backward pass and one
+Adam step per update (the actor's weights come from the detached critic and mixer of the same step).
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from marlbench.algorithm import Algorithm
+from marlbench.config import AlgoConfig
+from marlbench.data.sampler import Batch
+from marlbench.errors import ConfigError
+from marlbench.heads import AgentQ, CategoricalActor, GaussianActor
+from marlbench.mixers import MixerKind, mixer_state
+from marlbench.nn import make_adam
+from marlbench.rl import batch_softmax_weights, make_mixer, td_target, update_target
+
+
+@dataclass
+class ICQConfig(AlgoConfig):
+    critic_beta: float = 1000.0  # temperature of the critic target's in-sample weights (reference)
+    policy_beta: float = 0.1  # temperature of the actor's advantage weights (reference)
+    mixer: MixerKind = "convex"  # sum_i k_i(s) Q_i, k >= 0, sum 1 (card); "linear" adds a bias, mean/sum fix k
+    mixer_embed: int = 128
+    target_update_period: int = 0  # 0: Polyak tau every step; > 0: hard copy every that many steps (reference)
+    baseline_samples: int = 10  # continuous: actions from pi_i for the baseline E_pi[Q_i]
+
+    def validate(self) -> None:
+        if self.critic_beta <= 0 or self.policy_beta <= 0 or self.baseline_samples < 1:
+            raise ConfigError("icq needs critic_beta > 0, policy_beta > 0 and baseline_samples >= 1")
+        if self.mixer == "qmix":
+            raise ConfigError("icq weights each agent's actor loss by its mixing weight k_i(s): it needs a linear "
+                              "mixer (convex, linear, mean or sum), not qmix")
+
+
+class ICQ(Algorithm, name="icq", continuous=True, discrete=True):
+    """MA-ICQ: in-sample (dataset-action) critic targets and advantage-weighted decentralised actors."""
+
+    Config = ICQConfig
+
+    def __init__(self, spec, cfg: ICQConfig, device="cpu"):
+        super().__init__(spec, cfg, device)
+        state_dim = spec.state_dim if spec.state_dim is not None else spec.n_agents * spec.obs_dim
+        self.q = nn.ModuleDict({"critic": AgentQ(spec, cfg, members=1, in_dim=state_dim + spec.obs_dim),
+                                "mixer": make_mixer(cfg.mixer, spec, cfg.mixer_embed)})
+        self.target_q = copy.deepcopy(self.q).requires_grad_(False)
+        self.actor = GaussianActor(spec, cfg, squash=False) if spec.continuous else CategoricalActor(spec, cfg)
+        self.register_buffer("steps", torch.zeros((), dtype=torch.long))
+        self.to(self.device)
+        self.optimizer = make_adam([*self.q.parameters(), *self.actor.parameters()], cfg.lr, cfg.adam_eps)
+
+    def critic_input(self, obs: Tensor, state: Tensor | None) -> tuple[Tensor, Tensor]:
+        """(mixer state s [B, S], critic input [B, N, S + obs_dim] = (s, o_i) per agent)."""
+        s = mixer_state(obs, state)
+        return s, torch.cat([s.unsqueeze(-2).expand(*obs.shape[:-1], s.shape[-1]), obs], -1)
+
+    def agent_weights(self, s: Tensor) -> Tensor:
+        """k_i(s) [B, N]: dQ_tot / dQ_i of the (linear) mixer."""
+        mixer, n = self.q["mixer"], self.spec.n_agents
+        if mixer.kind in ("mean", "sum"):
+            return torch.full((s.shape[0], n), 1.0 / n if mixer.kind == "mean" else 1.0, device=s.device)
+        return mixer.agent_weights(s)
+
+    def in_sample_target(self, batch: Batch) -> tuple[Tensor, Tensor]:
+        """(y [B], weights [B]): the critic target from the next DATASET actions only, with batch-softmax weights."""
+        s, x = self.critic_input(batch.next_obs, batch.next_state)
+        q_next = self.target_q["mixer"](self.target_q["critic"](x, batch.next_actions)[0], s)  # [B]
+        weights = batch_softmax_weights(q_next, self.cfg.critic_beta)
+        return td_target(batch.rewards.mean(-1), batch.dones, weights * q_next, self.cfg.gamma), weights
+
+    def losses(self, batch: Batch) -> dict[str, Tensor]:
+        if batch.next_actions is None:
+            raise ValueError("icq needs the next dataset actions (Batch.next_actions) for its in-sample target")
+        cfg, critic = self.cfg, self.q["critic"]
+        with torch.no_grad():
+            y, _ = self.in_sample_target(batch)
+        s, x = self.critic_input(batch.obs, batch.state)
+        q_data = critic(x, batch.actions)[0]  # [B, N]
+        critic_loss = (self.q["mixer"](q_data, s) - y).square().mean()
+
+        with torch.no_grad():  # advantage of the dataset action over the policy's expected Q_i
+            if self.spec.continuous:
+                samples, _ = self.actor.sample(batch.obs, (cfg.baseline_samples,))
+                xs = x.expand(cfg.baseline_samples, *x.shape)
+                baseline = critic(xs, samples)[0].mean(0)
+            else:
+                baseline = (self.actor.probs(batch.obs, batch.legals) * critic.all_actions(x)[0]).sum(-1)
+            weights = batch_softmax_weights(q_data - baseline, cfg.policy_beta)  # [B, N], softmax over B per agent
+            k = self.agent_weights(s)
+        if self.spec.continuous:
+            logp = self.actor.log_prob(batch.obs, batch.actions)
+        else:
+            logp = self.actor.log_prob(batch.obs, batch.actions, batch.legals)
+        actor_loss = -(k * weights * logp).mean()
+        return {"critic_loss": critic_loss, "actor_loss": actor_loss, "q_mean": q_data.mean().detach()}
+
+    def update(self, batch: Batch) -> dict[str, Tensor]:
+        losses = self.losses(batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        (losses["critic_loss"] + losses["actor_loss"]).backward()
+        self.optimizer.step()
+        self.steps += 1
+        update_target(self.target_q, self.q, int(self.steps), self.cfg.target_update_period, self.cfg.tau)
+        return {k: v.detach() for k, v in losses.items()}
+
+    @torch.no_grad()
+    def act(self, obs: Tensor, legals: Tensor | None = None) -> Tensor:
+        if self.spec.continuous:
+            return self.actor.mode(obs)
+        return self.actor.mode(obs, legals)
