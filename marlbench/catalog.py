@@ -6,4 +6,5 @@ import marlbench.baselines.mabcq  # noqa: F401
 import marlbench.baselines.macql  # noqa: F401
 import marlbench.baselines.matd3bc  # noqa: F401
 import marlbench.baselines.omar  # noqa: F401
+import marlbench.baselines.omiga  # noqa: F401
 import marlbench.tasks  # noqa: F401
