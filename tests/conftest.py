@@ -5,6 +5,11 @@ from pathlib import Path
 import pytest
 
 TESTS = Path(__file__).parent
+
+if os.environ.get("PYTEST_XDIST_WORKER"):  # one single-threaded worker per core, never oversubscribed
+    import torch
+
+    torch.set_num_threads(1)
 sys.path.insert(0, str(TESTS / "plugins"))  # separate modules that register algorithms by subclassing
 
 
