@@ -73,6 +73,12 @@ def _matrix(results: Results, algo: str, tasks: list[str], column: str) -> tuple
     return results.score_matrix(algo, have, column, seeds=sorted(seeds)), have
 
 
+def _label(algo: str, have: list[str], tasks: list[str]) -> str:
+    """Algorithm label, with its task count when it has results on only some of the panel's tasks."""
+    name = refs.algorithm_label(algo)
+    return name if len(have) == len(tasks) else f"{name} ({len(have)}/{len(tasks)} tasks)"
+
+
 def _panels(results: Results) -> list[tuple[str, list[str]]]:
     by: dict[str, list[str]] = {}
     for t in results.tasks:
@@ -110,8 +116,8 @@ def plot_inference(results: Results, out_dir: Path, reps: int, seed: int) -> lis
             x = stats.mean_intervals({algo: ms}, reps=reps, seed=seed)[algo]
             ax.errorbar([x.point], [y.point], xerr=[[x.point - x.low], [x.high - x.point]],
                         yerr=[[y.point - y.low], [y.high - y.point]], fmt="o", color=_color(algo), capsize=3,
-                        label=refs.algorithm_label(algo), markersize=7 if algo == "macflow" else 5)
-            ax.annotate(refs.algorithm_label(algo), (x.point, y.point), textcoords="offset points", xytext=(5, 4),
+                        label=_label(algo, have, tasks), markersize=7 if algo == "macflow" else 5)
+            ax.annotate(_label(algo, have, tasks), (x.point, y.point), textcoords="offset points", xytext=(5, 4),
                         fontsize=7)
         ax.set_xscale("log")
         ax.set_xlabel("inference time per joint action (ms, log scale)")
@@ -133,11 +139,11 @@ def plot_training(results: Results, out_dir: Path, reps: int, seed: int) -> list
     for ax, (label, tasks) in zip(axes, groups.items()):
         names, points, lows, highs, colors = [], [], [], [], []
         for algo in results.algorithms:
-            x, _ = _matrix(results, algo, tasks, "train_seconds")
+            x, have = _matrix(results, algo, tasks, "train_seconds")
             if x is None:
                 continue
             iv = stats.mean_intervals({algo: x / 3600.0}, reps=reps, seed=seed)[algo]
-            names.append(refs.algorithm_label(algo))
+            names.append(_label(algo, have, tasks))
             points.append(iv.point), lows.append(iv.point - iv.low), highs.append(iv.high - iv.point)
             colors.append(_color(algo))
         pos = np.arange(len(names))
