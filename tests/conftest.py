@@ -28,3 +28,15 @@ def spread_dataset(data_dir):
     from marlbench.tasks import get_task
 
     return ensure_dataset(get_task("mpe/spread-scripted"), log=lambda msg: None)
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny networks outside the protocol: one torch thread (two threads on a loaded 2-core machine are many
+    times slower). Restores the previous count afterwards."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

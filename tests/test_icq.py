@@ -13,12 +13,7 @@ DISC = TaskSpec(name="t/d", n_agents=2, obs_dim=3, action_kind="discrete", actio
 CONT = TaskSpec(name="t/c", n_agents=2, obs_dim=3, action_kind="continuous", action_dim=2, episode_limit=5)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def random_batch(spec, b=16, seed=0):

@@ -18,12 +18,7 @@ G_PROBS = torch.tensor([1.0, 0.35, 0.5, 0.2])
 Q_VALUES = torch.tensor([0.0, 100.0, 10.0, 50.0])
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def constructed(threshold):

@@ -14,13 +14,7 @@ SPEC = TaskSpec(name="test/continuous", n_agents=3, obs_dim=4, action_kind="cont
                 episode_limit=10)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small ops with two threads on a shared, loaded 2-core machine spend most of their time waiting."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def make(**overrides):

@@ -18,13 +18,7 @@ DISCRETE = TaskSpec(name="test/discrete", n_agents=2, obs_dim=1, action_kind="di
                     episode_limit=1)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small ops with two threads on a shared, loaded 2-core machine spend most of their time waiting."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def make(**overrides):

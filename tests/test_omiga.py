@@ -24,13 +24,7 @@ DISC = TaskSpec(name="test/discrete", n_agents=2, obs_dim=3, action_kind="discre
 Q_TARGET = torch.tensor([[0.0, 5.0], [30.0, 45.0], [46.5, 60.0], [200.0, -50.0]])
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small ops with two threads on a shared, loaded 2-core machine spend most of their time waiting."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def make(spec, **overrides):
