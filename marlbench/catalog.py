@@ -8,3 +8,4 @@ import marlbench.baselines.matd3bc  # noqa: F401
 import marlbench.baselines.omar  # noqa: F401
 import marlbench.baselines.omiga  # noqa: F401
 import marlbench.tasks  # noqa: F401
+import marlbench.data.public  # noqa: F401,E402  (after the tasks: public datasets bind to their environments)

@@ -51,11 +51,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     algo_cls, task = ALGORITHMS.get(args.algo), get_task(args.task)
     if args.seeds < 1:
         raise MarlbenchError("--seeds must be at least 1")
+    from marlbench.data.public import bind_dataset, describe_resolution
+
+    log = (lambda msg: print(msg, file=sys.stderr)) if args.json else print
+    if (notice := describe_resolution(args.task, task)) is not None:
+        log(f"task {notice}")
+    if args.dataset:
+        task = bind_dataset(task, args.dataset)
+        log(f"task {task.name}: {task.description}")
     task.require_runnable()
     algo_cls.check_compatible(task.spec)
     resolved = resolve(algo_cls, task.benchmark, args.profile, args.steps, parse_set_options(args.set or []))
     resolve_device(args.device)
-    log = (lambda msg: print(msg, file=sys.stderr)) if args.json else print
     ensure_dataset(task, log)
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     records = run_local(algo_cls.name, task.name, seeds, resolved, Path(args.results), args.device,
@@ -83,10 +90,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_data(args: argparse.Namespace) -> int:
     _catalog()
-    from marlbench.data.formats.native import load_native, save_native
+    from marlbench.data import commands
+    from marlbench.data.formats.native import save_native
     from marlbench.tasks import get_task
 
-    task = get_task(args.task)
+    if args.action in ("download", "convert", "subsample", "combine"):
+        return getattr(commands, args.action)(args)
+    if args.action == "info":
+        return _data_info(args)
+    if len(args.names) != 1:
+        raise MarlbenchError(f"data {args.action} takes one task name")
+    task = get_task(args.names[0])
     if args.action == "path":
         print(task.dataset_path)
         return 0
@@ -107,22 +121,22 @@ def cmd_data(args: argparse.Namespace) -> int:
         print(f"wrote {out}: {dataset.n_episodes} episodes, {dataset.n_transitions} transitions, "
               f"sha256 {dataset.checksum()}")
         return 0
-    # info
-    from marlbench.data.cards import card_figure, card_markdown, card_text, make_card
+    raise MarlbenchError(f"unknown data action {args.action!r}")
 
-    path = Path(args.file) if args.file else task.dataset_path
-    if not path.exists():
-        raise MarlbenchError(f"no dataset for {task.name!r} at {path}; run `marlbench data generate "
-                             f"{task.name}` first")
-    dataset = load_native(path, task.spec)
-    card = make_card(dataset, task.spec, task.name, str(path))
+
+def _data_info(args: argparse.Namespace) -> int:
+    from marlbench.data.cards import card_figure, card_markdown, card_text, make_card
+    from marlbench.data.commands import info_source, published_comparison
+
+    dataset, spec, name, path, task = info_source(args)
+    card = make_card(dataset, spec, name, str(path), published=published_comparison(task, dataset))
     markdown, png = args.markdown, args.png
     if args.card_dir:
-        stem = task.name.replace("/", "_")
+        stem = (name or Path(path).name).replace("/", "_")
         markdown = markdown or str(Path(args.card_dir) / f"{stem}.md")
         png = png or str(Path(args.card_dir) / f"{stem}.png")
     if png:  # first, so a missing matplotlib fails before anything is written
-        print(f"wrote {card_figure(dataset, task.spec, card, png)}", file=sys.stderr if args.json else sys.stdout)
+        print(f"wrote {card_figure(dataset, spec, card, png)}", file=sys.stderr if args.json else sys.stdout)
     if markdown:
         import os
 
@@ -266,20 +280,43 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=int, help="parallel seed processes (default: one per core)")
     run.add_argument("--json", action="store_true", help="print the final records as JSON")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("--dataset", metavar="FILE", help="train on this native dataset file (from `marlbench data "
+                                                       "convert`) and evaluate in the task's environment; refused if "
+                                                       "its shapes do not fit the task. Runs as task <task>@<stem>")
     run.set_defaults(func=cmd_run)
 
     data = sub.add_parser("data", help="dataset tools")
-    data.add_argument("action", choices=("generate", "info", "path"))
-    data.add_argument("task")
-    data.add_argument("--episodes", type=int, help="episodes to generate (default: the task's documented size)")
-    data.add_argument("--seed", type=int, default=0, help="generator seed")
+    data.add_argument("action", choices=("generate", "info", "path", "download", "convert", "subsample", "combine"),
+                      help="generate|path TASK; info TASK|PATH; download TASK|VAULT ...|--all; convert SOURCE; "
+                           "subsample SOURCE; combine SOURCE SOURCE ... (docs/DATASETS.md)")
+    data.add_argument("names", nargs="*", metavar="TASK|PATH",
+                      help="task names or aliases, public vault ids (download), or dataset files/directories")
+    data.add_argument("--episodes", type=int, help="generate: episodes (default: the task's documented size); "
+                                                   "subsample: keep N whole episodes")
+    data.add_argument("--seed", type=int, default=0, help="generator seed; subsample: selection seed")
     data.add_argument("--out", help="write to this file instead of the task's cache")
-    data.add_argument("--force", action="store_true", help="regenerate even if the cached file exists")
-    data.add_argument("--file", help="info: describe this native file instead of the task's cached dataset")
+    data.add_argument("--force", action="store_true", help="regenerate (download: fetch and convert again) even if "
+                                                            "the cached file exists")
+    data.add_argument("--file", help="info: describe this file or directory (any supported layout) instead of the "
+                                     "task's cached dataset")
     data.add_argument("--markdown", metavar="FILE", help="info: also write the dataset card as Markdown")
     data.add_argument("--png", metavar="FILE", help="info: also write the card's figure (needs the [plot] extra)")
     data.add_argument("--card-dir", metavar="DIR", help="info: write <task>.md and <task>.png into DIR")
     data.add_argument("--json", action="store_true", help="info: print the card as JSON")
+    data.add_argument("--task", help="convert/subsample/combine/info of a file: the task the data belongs to "
+                                     "(checked against it; convert then writes to the task's cache by default)")
+    data.add_argument("--format", default="auto", choices=("auto", "native", "vault", "omiga", "omar"),
+                      help="layout of the source (default: detected)")
+    data.add_argument("--uid", help="vault dataset inside a .vlt directory (Good, Medium, Expert, ...)")
+    data.add_argument("--source-seed", type=int, help="OMAR: which seed_<s>_data directory (default: the lowest)")
+    data.add_argument("--all", action="store_true", help="download: every dataset of the manifest")
+    data.add_argument("--archive", metavar="ZIP", help="download: use this manually downloaded archive")
+    data.add_argument("--url", help="download: fetch from this URL instead of the manifest's (a mirror)")
+    data.add_argument("--retries", type=int, default=4, help="download: retries after a failed transfer (default 4)")
+    data.add_argument("--timeout", type=float, default=60.0, help="download: seconds without data before retrying")
+    data.add_argument("--no-progress", action="store_true", help="download: no progress bar")
+    data.add_argument("--transitions", type=int, help="subsample: keep whole episodes up to N transitions")
+    data.add_argument("--match", metavar="SOURCE", help="subsample: follow the return distribution of SOURCE")
     data.set_defaults(func=cmd_data)
 
     beh = sub.add_parser("behaviour", help="train behaviour policies online (MATD3) and export their tiers")

@@ -6,7 +6,7 @@ a module or class whose import registers it (subclassing ``Algorithm`` is enough
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from importlib import metadata
 from typing import Generic, TypeVar
 
@@ -20,7 +20,7 @@ class Registry(Generic[T]):
     def __init__(self, kind: str, entry_point_group: str | None = None):
         self.kind = kind
         self._items: dict[str, T] = {}
-        self._aliases: dict[str, str] = {}
+        self._aliases: dict[str, str | Callable[[], str]] = {}
         self._entry_point_group = entry_point_group
         self._entry_points_loaded = entry_point_group is None
 
@@ -31,6 +31,16 @@ class Registry(Generic[T]):
         for alias in aliases:
             self._aliases[alias] = name
         return item
+
+    def set_alias(self, alias: str, target: str | Callable[[], str]) -> None:
+        """Point ``alias`` at a canonical name, or at a function choosing one on every lookup (for example the
+        public dataset once it is downloaded, else a generated one). Replaces an earlier target."""
+        self._aliases[alias] = target
+
+    def alias_target(self, alias: str) -> str | None:
+        """The canonical name ``alias`` resolves to now, None if it is not an alias."""
+        target = self._aliases.get(alias)
+        return target() if callable(target) else target
 
     def _load_entry_points(self) -> None:
         if self._entry_points_loaded:
@@ -44,14 +54,14 @@ class Registry(Generic[T]):
         if name in self._items:
             return name
         if name in self._aliases:
-            return self._aliases[name]
+            return self.alias_target(name)
         raise UnknownNameError(self.kind, name, list(self._items) + list(self._aliases))
 
     def get(self, name: str) -> T:
         return self._items[self.canonical(name)]
 
     def aliases_of(self, name: str) -> list[str]:
-        return sorted(a for a, n in self._aliases.items() if n == name)
+        return sorted(a for a in self._aliases if self.alias_target(a) == name)
 
     def names(self) -> list[str]:
         self._load_entry_points()

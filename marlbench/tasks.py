@@ -88,14 +88,19 @@ def _register_catalogue() -> None:
     )
 
     # The paper's 34 datasets (Tables 1-2). Registered now so names resolve; runnable in later versions.
-    smac = "not runnable yet: needs StarCraft II with the SMAC adapter and the OG-MARL vault (`marlbench data download`)"
+    # Their data is the public dataset og_marl/<name> (omiga/ for 2c_vs_64zg; marlbench/data/public.py), to which
+    # the short alias resolves once downloaded.
+    smac = ("not runnable yet: needs StarCraft II with the {adapter} adapter; its data is the public dataset {public} "
+            "(`marlbench data download {public}`)")
     for scenario in ("3m", "8m", "2s3z", "5m_vs_6m", "2c_vs_64zg"):
         for quality in ("good", "medium", "poor"):
-            register_task(Task(f"smacv1/{scenario}-{quality}", "smacv1", scenario, quality, blocked_reason=smac),
+            public = f"{'omiga' if scenario == '2c_vs_64zg' else 'og_marl'}/{scenario}-{quality}"
+            register_task(Task(f"smacv1/{scenario}-{quality}", "smacv1", scenario, quality,
+                               blocked_reason=smac.format(adapter="SMAC", public=public)),
                           aliases=(f"{scenario}-{quality}",))
     for scenario in ("terran_5_vs_5", "zerg_5_vs_5", "terran_10_vs_10"):
         register_task(Task(f"smacv2/{scenario}-replay", "smacv2", scenario, "replay",
-                           blocked_reason=smac.replace("SMAC adapter", "SMACv2 adapter")),
+                           blocked_reason=smac.format(adapter="SMACv2", public=f"og_marl/{scenario}-replay")),
                       aliases=(f"{scenario}-replay",))
     mujoco = ("not runnable yet: needs the MA-MuJoCo environment (`marlbench[mujoco]`) and the OMIGA dataset "
               "(`marlbench data download`) or generated tiers")

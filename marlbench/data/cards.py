@@ -96,8 +96,10 @@ def coverage(dataset: Dataset, spec: TaskSpec | None = None) -> dict:
     }
 
 
-def make_card(dataset: Dataset, spec: TaskSpec, task: str | None = None, path: str | None = None) -> dict:
-    """Every number of the card as a JSON-ready dict."""
+def make_card(dataset: Dataset, spec: TaskSpec, task: str | None = None, path: str | None = None,
+              published: dict | None = None) -> dict:
+    """Every number of the card as a JSON-ready dict. ``published``: the published card's statistics beside this
+    dataset's (``marlbench.data.commands.published_comparison``), shown as its own section."""
     stats = dataset.statistics()
     returns = dataset.episode_returns()
     raw = _quantiles(returns)
@@ -135,6 +137,7 @@ def make_card(dataset: Dataset, spec: TaskSpec, task: str | None = None, path: s
         "actions_per_agent": actions,
         "coverage": coverage(dataset, spec),
         "metadata": {k: v for k, v in dataset.metadata.items() if k != "statistics"},
+        "published": published,
     }
 
 
@@ -186,6 +189,7 @@ def card_markdown(card: dict, png_name: str | None = None) -> str:
               f"{c['transitions_used']} transitions); distinct cells per agent {c['cells_per_agent']} of "
               f"{c['cells_possible_per_agent']}. Definition: {c['definition']}. The two principal components "
               f"explain {100 * sum(c['pca_explained_variance']):.1f}% of the observation variance.", ""]
+    lines += _published_lines(card, markdown=True)
     beh = card["metadata"].get("behaviour_policy")
     if beh is not None:
         import json
@@ -285,4 +289,19 @@ def card_text(card: dict) -> str:
                        f"{np.round(a['at_bound_fraction'][i], 3).tolist()}")
     out.append(f"  coverage  joint {c['joint_coverage']:.4f} ({c['joint_cells']} cells / {c['transitions_used']} "
                f"transitions), per agent {c['cells_per_agent']} of {c['cells_possible_per_agent']} cells")
-    return "\n".join(out)
+    return "\n".join(out + _published_lines(card, markdown=False))
+
+
+def _published_lines(card: dict, markdown: bool) -> list[str]:
+    """The published card beside this dataset: return mean/std/min/max, transitions, episodes."""
+    p = card.get("published")
+    if not p:
+        return []
+    keys = ("return_mean", "return_std", "return_min", "return_max", "transitions", "episodes")
+    pub, this = (" | ".join(_fmt(row.get(k)) for k in keys) for row in (p["published"], p["this"]))
+    if markdown:
+        return ["## Published card", "", f"Compared with {p['dataset']} ({p['source']}).", "",
+                "| | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|",
+                f"| published | {pub} |", f"| this dataset | {this} |", ""]
+    return [f"  published {p['dataset']}: " + "  ".join(f"{k} {_fmt(p['published'].get(k))}" for k in keys),
+            "  this data " + "  ".join(f"{k} {_fmt(p['this'].get(k))}" for k in keys)]

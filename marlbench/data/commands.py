@@ -1,0 +1,194 @@
+"""`marlbench data download|convert|subsample|combine` and the source handling of `data info` (cli.py wires them)."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from marlbench.data.dataset import Dataset
+from marlbench.errors import DatasetError, MarlbenchError
+from marlbench.spec import TaskSpec
+
+
+def _public():
+    import marlbench.catalog  # noqa: F401
+    from marlbench.data import public
+
+    return public
+
+
+def download(args: argparse.Namespace) -> int:
+    """Download and convert the named public datasets (task names, aliases or vault ids), or all of them."""
+    public = _public()
+    from marlbench.data.download import download_vault
+    from marlbench.tasks import get_task
+
+    if args.all == bool(args.names):
+        raise MarlbenchError("name the datasets to download (task names or vault ids), or pass --all")
+    if args.all:
+        tasks = public.public_tasks()
+        vault_ids = list(dict.fromkeys([t.vault_id for t in tasks] + list(public.vaults())))
+    else:
+        tasks, vault_ids = [], []
+        for name in args.names:
+            if name in public.vaults():
+                vault_ids.append(name)
+                tasks += public.public_tasks(name)
+                continue
+            task = get_task(name)
+            if not isinstance(task, public.PublicTask):
+                hint = [t.name for t in public.public_tasks() if t.env_task == task.name]
+                raise MarlbenchError(f"{task.name!r} is not a public dataset" + (
+                    f"; its public counterpart is {hint[0]!r}" if hint else
+                    "; `marlbench list tasks` shows the public ones (og_marl/..., omiga/..., omar/...)"))
+            tasks.append(task)
+            vault_ids.append(task.vault_id)
+        vault_ids = list(dict.fromkeys(vault_ids))
+    if (args.archive or args.url) and len(vault_ids) != 1:
+        raise MarlbenchError("--archive and --url apply to one vault; name a single dataset or vault")
+    for vault_id in vault_ids:
+        mine = [t for t in tasks if t.vault_id == vault_id]
+        if all(t.dataset_path.exists() for t in mine) and mine and not args.force:
+            print(f"{vault_id}: already downloaded ({', '.join(t.name for t in mine)})")
+            continue
+        if args.force or not all(t.vault_path.exists() for t in mine) or not mine:
+            download_vault(public.get_vault(vault_id), mine[0].name if mine else vault_id,
+                           archive=Path(args.archive) if args.archive else None, url=args.url,
+                           retries=args.retries, timeout=args.timeout, progress=not args.no_progress)
+        for task in mine:
+            if args.force or not task.dataset_path.exists():
+                public.convert_vault_task(task)
+    return 0
+
+
+def task_or_none(name: str | None):
+    if not name:
+        return None
+    _public()
+    from marlbench.tasks import get_task
+
+    return get_task(name)
+
+
+def load_source(path: str, fmt: str, uid: str | None, seed: int | None, task=None) -> Dataset:
+    """Any supported layout as a Dataset; with ``task``, checked against it and labelled with it."""
+    from marlbench.data.formats.detect import load_any
+    from marlbench.data.public import check_fits
+
+    meta = {"task": task.name, "quality": task.quality} if task is not None else None
+    dataset = load_any(path, fmt, uid, seed, meta)
+    if task is not None:
+        try:
+            check_fits(dataset, task.name, task.spec, getattr(task, "dims", None))
+        except DatasetError as e:
+            raise DatasetError(f"{path}: {e}") from None
+    return dataset
+
+
+def _out_path(args: argparse.Namespace, task) -> Path:
+    if args.out:
+        return Path(args.out)
+    if task is None:
+        raise MarlbenchError("--out FILE is required without --task (with --task the task's cache is the default)")
+    return task.dataset_path
+
+
+def _save(dataset: Dataset, out: Path) -> None:
+    from marlbench.data.formats.native import save_native
+
+    save_native(dataset, out)
+    print(f"wrote {out}: {dataset.n_episodes} episodes, {dataset.n_transitions} transitions, "
+          f"sha256 {dataset.checksum()}")
+
+
+def convert(args: argparse.Namespace) -> int:
+    if len(args.names) != 1:
+        raise MarlbenchError("convert takes one source: marlbench data convert SOURCE [--task T] [--out FILE]")
+    task = task_or_none(args.task)
+    _save(load_source(args.names[0], args.format, args.uid, args.source_seed, task), _out_path(args, task))
+    return 0
+
+
+def subsample(args: argparse.Namespace) -> int:
+    from marlbench.data.tools import subsample as run
+
+    if len(args.names) != 1:
+        raise MarlbenchError("subsample takes one source: marlbench data subsample SOURCE --episodes N|--transitions N "
+                             "--out FILE")
+    task = task_or_none(args.task)
+    dataset = load_source(_resolve_source(args.names[0]), args.format, args.uid, args.source_seed, task)
+    target = None
+    if args.match:
+        target = load_source(_resolve_source(args.match), "auto", None, None).episode_returns()
+    out = run(dataset, episodes=args.episodes, transitions=args.transitions, seed=args.seed, match_returns=target)
+    if not args.out:
+        raise MarlbenchError("subsample needs --out FILE (the task's cached dataset is never overwritten)")
+    _save(out, Path(args.out))
+    return 0
+
+
+def combine(args: argparse.Namespace) -> int:
+    from marlbench.data.tools import combine as run
+
+    if len(args.names) < 2 or not args.out:
+        raise MarlbenchError("combine needs two or more sources and --out FILE")
+    task = task_or_none(args.task)
+    _save(run([load_source(_resolve_source(n), "auto", None, None, task) for n in args.names]), Path(args.out))
+    return 0
+
+
+def _resolve_source(name: str) -> str:
+    """A path as given, or a task name -> its cached dataset file."""
+    if Path(name).exists():
+        return name
+    task = task_or_none(name)
+    if not task.dataset_path.exists():
+        raise MarlbenchError(f"{name!r} is neither a file nor a task with its dataset on disk ({task.dataset_path})")
+    return str(task.dataset_path)
+
+
+def spec_for(dataset: Dataset, name: str) -> TaskSpec:
+    """A spec for a dataset without a task (cards need one): its dimensions, no normalisation references."""
+    return TaskSpec(name=name, n_agents=dataset.n_agents, obs_dim=dataset.obs_dim,
+                    action_kind="discrete" if dataset.discrete else "continuous", action_dim=dataset.action_dim,
+                    episode_limit=int(dataset.episode_lengths.max()), state_dim=dataset.state_dim,
+                    action_low=float(dataset.actions.min()) if not dataset.discrete else -1.0,
+                    action_high=float(dataset.actions.max()) if not dataset.discrete else 1.0)
+
+
+def info_source(args: argparse.Namespace):
+    """(dataset, spec, task name, path) for `data info`: a task's dataset, or any file/directory (--file or a path
+    given instead of the task)."""
+    name = args.names[0] if args.names else None
+    file = args.file
+    if file is None and name is not None and Path(name).exists():
+        file, name = name, args.task
+    task = task_or_none(name or args.task)
+    if file is None:
+        if task is None:
+            raise MarlbenchError("data info needs a task name, a dataset path, or --file")
+        path = task.dataset_path
+        if not path.exists():
+            raise MarlbenchError(f"no dataset for {task.name!r} at {path}; run `marlbench data "
+                                 f"{'download' if getattr(task, 'vault_id', None) else 'generate'} {task.name}` first")
+        file = str(path)
+    dataset = load_source(file, args.format, args.uid, args.source_seed, task)
+    spec = task.spec if task is not None and task.spec is not None else spec_for(dataset, task.name if task else
+                                                                                 Path(file).name)
+    return dataset, spec, task.name if task else None, file, task
+
+
+def published_comparison(task, dataset: Dataset) -> dict | None:
+    """The card's published statistics beside this dataset's (None if no published card applies)."""
+    if task is None:
+        return None
+    from marlbench.data.public import published_card
+
+    card = published_card(task)
+    if not card:
+        return None
+    returns = dataset.episode_returns()
+    ours = {"return_mean": float(returns.mean()), "return_std": float(returns.std()),
+            "return_min": float(returns.min()), "return_max": float(returns.max()),
+            "transitions": dataset.n_transitions, "episodes": dataset.n_episodes}
+    return {"dataset": card["dataset"], "source": "OG-MARL dataset cards (configs/datasets/public.yaml)",
+            "published": {k: card.get(k) for k in ours}, "this": ours}
