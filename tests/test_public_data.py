@@ -358,3 +358,137 @@ def test_subsample_and_combine(tmp_path, capsys):
     assert matched.episode_returns().min() >= np.quantile(returns, 0.25) - 1e-9
     with pytest.raises(DatasetError, match="state_dim"):
         combine([data, smac_like(rng, state=50)])
+
+
+# ---------------------------------------------------------------------------------------------- download
+class VaultServer:
+    """A loopback HTTP server for one archive, honouring Range; ``cut_after`` bytes ends the first transfer early."""
+
+    def __init__(self, payload: bytes, cut_after: int | None = None):
+        import http.server
+        import threading
+
+        self.payload, self.cut_after, self.requests = payload, cut_after, []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                rng = self.headers.get("Range")
+                server.requests.append(rng)
+                start = int(rng.split("=")[1].split("-")[0]) if rng else 0
+                body = server.payload[start:]
+                self.send_response(206 if rng else 200)
+                if rng:
+                    self.send_header("Content-Range", f"bytes {start}-{len(server.payload) - 1}/{len(server.payload)}")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if server.cut_after is not None and len(server.requests) == 1:
+                    self.wfile.write(body[:server.cut_after])  # then the connection drops
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/simple_spread.zip"
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def zipped_vault(tmp_path) -> tuple[bytes, Dataset]:
+    """A zip laid out as OG-MARL publishes it: simple_spread.vlt/<uid>/... for the Expert dataset."""
+    import shutil
+
+    from marlbench.data.formats.vault import write_vault
+
+    data = read_fixture_spread(tmp_path)
+    write_vault(data, tmp_path / "zip_root" / "simple_spread.vlt", "Expert")
+    archive = shutil.make_archive(str(tmp_path / "simple_spread"), "zip", tmp_path / "zip_root")
+    return open(archive, "rb").read(), data
+
+
+def leftovers(root):
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if ".part" in p.name or ".unpack" in p.name
+                  or ".tmp" in p.name)
+
+
+def download(capsys, url, *extra):
+    return run_cli(capsys, "data", "download", "omar/spread-expert", "--url", url, "--retries", "2",
+                   "--timeout", "5", "--no-progress", *extra)
+
+
+def test_download_fetches_verifies_unpacks_and_converts(tmp_path, capsys, private_data_dir, monkeypatch):
+    monkeypatch.setattr("marlbench.data.download.time.sleep", lambda s: None)
+    payload, data = zipped_vault(tmp_path)
+    server = VaultServer(payload, cut_after=len(payload) // 2)
+    try:
+        code, out, err = download(capsys, server.url)
+    finally:
+        server.close()
+    assert code == 0, err
+    # the cut transfer resumed: the second request asked only for the missing half
+    assert server.requests == [None, f"bytes={len(payload) // 2}-"]
+    from marlbench.data.formats.native import load_native
+    from marlbench.registry import TASKS
+
+    task = TASKS.get("omar/spread-expert")
+    assert_same(load_native(task.dataset_path), data)
+    assert (private_data_dir / "vaults" / "omar" / "mpe" / "simple_spread.vlt" / "Expert" / "metadata.json").exists()
+    recorded = json.loads((private_data_dir / "checksums.json").read_text())[server.url]
+    import hashlib
+
+    assert recorded == {**recorded, "sha256": hashlib.sha256(payload).hexdigest(), "size": len(payload)}
+    assert TASKS.canonical("spread-expert") == "omar/spread-expert" and leftovers(private_data_dir) == []
+
+
+def test_corrupt_archive_leaves_nothing(tmp_path, capsys, private_data_dir, monkeypatch):
+    monkeypatch.setattr("marlbench.data.download.time.sleep", lambda s: None)
+    payload, _ = zipped_vault(tmp_path)
+    bad = bytearray(payload)
+    bad[len(bad) // 3] ^= 0xFF  # one flipped byte inside the compressed data
+    server = VaultServer(bytes(bad))
+    try:
+        code, _, err = download(capsys, server.url)
+        assert code == 2 and "corrupt" in err
+        assert not (private_data_dir / "vaults" / "omar" / "mpe" / "simple_spread.vlt").exists()
+        assert not (private_data_dir / "datasets").exists() and leftovers(private_data_dir) == []
+        # trust on first use: a good first download records the checksum; a changed file later is refused
+        server.payload = payload
+        assert download(capsys, server.url)[0] == 0
+        server.payload = bytes(bad[:-10]) + payload[-10:]
+        code, _, err = download(capsys, server.url, "--force")
+        assert code == 2 and "expected" in err and "first download" in err
+        assert leftovers(private_data_dir) == [] and not (private_data_dir / "downloads" / "omar__mpe__simple_spread.zip").exists()
+    finally:
+        server.close()
+
+
+def test_unreachable_host_one_line_error(capsys, monkeypatch):
+    import socket
+
+    monkeypatch.setattr("marlbench.data.download.time.sleep", lambda s: None)
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    code, _, err = download(capsys, f"http://127.0.0.1:{port}/simple_spread.zip")
+    assert code == 2
+    line = err.strip()
+    assert "\n" not in line and "cannot download from 127.0.0.1" in line
+    assert "download it manually" in line and "--archive FILE" in line
+
+
+def test_download_from_a_manual_archive(tmp_path, capsys, private_data_dir):
+    payload, data = zipped_vault(tmp_path)
+    (tmp_path / "manual.zip").write_bytes(payload)
+    code, _, err = run_cli(capsys, "data", "download", "spread-expert", "--archive", str(tmp_path / "manual.zip"))
+    assert code == 0, err
+    from marlbench.registry import TASKS
+
+    assert TASKS.get("omar/spread-expert").dataset_path.exists()

@@ -35,6 +35,8 @@ def download(args: argparse.Namespace) -> int:
                 tasks += public.public_tasks(name)
                 continue
             task = get_task(name)
+            paper = [t for t in public.public_tasks() if t.paper and f"{t.scenario}-{t.quality}" == name]
+            task = paper[0] if paper else task  # a paper alias names the public data it resolves to once present
             if not isinstance(task, public.PublicTask):
                 hint = [t.name for t in public.public_tasks() if t.env_task == task.name]
                 raise MarlbenchError(f"{task.name!r} is not a public dataset" + (
