@@ -102,12 +102,6 @@ def _register_catalogue() -> None:
         register_task(Task(f"smacv2/{scenario}-replay", "smacv2", scenario, "replay",
                            blocked_reason=smac.format(adapter="SMACv2", public=f"og_marl/{scenario}-replay")),
                       aliases=(f"{scenario}-replay",))
-    mujoco = ("not runnable yet: needs the MA-MuJoCo environment (`marlbench[mujoco]`) and the OMIGA dataset "
-              "(`marlbench data download`) or generated tiers")
-    for scenario in ("6halfcheetah", "3hopper", "2ant"):
-        for quality in ("expert", "medium", "medium-expert", "medium-replay"):
-            register_task(Task(f"mamujoco/{scenario}-{quality}", "mamujoco", scenario, quality, blocked_reason=mujoco),
-                          aliases=(f"{scenario}-{quality}",))
     # OMAR's tiers, generated from the shipped MATD3 behaviour policies (marlbench/behaviour/weights/spread/);
     # the real OMAR files can be pointed at the same names later (`marlbench data download`).
     from functools import partial
@@ -141,7 +135,9 @@ _register_catalogue()
 from marlbench.envs.games import register_game_tasks  # noqa: E402  (games import Task from this module)
 from marlbench.envs.landmarks import register_landmark_tasks  # noqa: E402
 from marlbench.envs.spread_discrete import register_discrete_spread_task  # noqa: E402
+from marlbench.envs.mamujoco import register_mamujoco_tasks  # noqa: E402
 
 register_game_tasks()
 register_landmark_tasks()
 register_discrete_spread_task()
+register_mamujoco_tasks()

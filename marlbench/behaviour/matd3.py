@@ -12,6 +12,11 @@ One ``update`` is one TD3 step for every agent at once:
 - actor, every ``policy_delay`` critic steps: agent i maximises ``Q_i1(o, a_1..mu_i(o_i)..a_n)`` (its own action
   replaced, the others' from the batch, as in MADDPG), plus a small penalty on the pre-tanh output;
 - Polyak averaging of actor and critic targets right after each actor step.
+
+``team_critic=True`` (used for MA-MuJoCo, whose agents share one team reward) replaces the N per-agent critics by
+one twin critic of the team reward ``mean_i r_i`` over the joint observation and action, and every actor ascends
+``Q(o, mu_1(o_1), ..., mu_N(o_N))`` with all agents' current actions (FACMAC-style centralised policy gradient).
+Actors stay decentralised; the critic costs 1/N of the per-agent version.
 """
 from __future__ import annotations
 
@@ -42,6 +47,7 @@ class MATD3Config:
     policy_delay: int = 2
     action_reg: float = 1e-3  # weight of mean(pre_tanh^2), keeps the actor out of tanh saturation
     reward_scale: float = 0.1  # rewards are multiplied by this inside the critic targets
+    team_critic: bool = False  # one critic of the team reward and a joint actor gradient (see module docstring)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -70,8 +76,8 @@ class MATD3(nn.Module):
         self.half_range = 0.5 * (self.high - self.low)
         self.actor = make_actor(spec, cfg.hidden_dims, cfg.layer_norm)
         # agent i's twin critics read the joint observation and joint action: [B, N, N*(do+da)] -> [2, B, N, 1]
-        self.critic = AgentMLP(n, n * (do + da), cfg.hidden_dims, 1, members=2, shared=False,
-                               layer_norm=cfg.layer_norm)
+        self.critic = AgentMLP(1 if cfg.team_critic else n, n * (do + da), cfg.hidden_dims, 1, members=2,
+                               shared=False, layer_norm=cfg.layer_norm)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.to(self.device)
@@ -97,9 +103,9 @@ class MATD3(nn.Module):
 
     # ---------------------------------------------------------------- learning
     def _critic_in(self, obs: Tensor, actions: Tensor) -> Tensor:
-        """Joint (obs, actions) [B, J], the same row for every agent: [B, N, J]."""
+        """Joint (obs, actions) [B, J], the same row for every critic: [B, N, J] (or [B, 1, J] for the team's)."""
         joint = torch.cat([obs.flatten(1), actions.flatten(1)], -1)
-        return joint.unsqueeze(1).expand(-1, self.spec.n_agents, -1)
+        return joint.unsqueeze(1).expand(-1, 1 if self.cfg.team_critic else self.spec.n_agents, -1)
 
     def update(self, obs: Tensor, actions: Tensor, rewards: Tensor, next_obs: Tensor, dones: Tensor,
                generator: torch.Generator | None = None) -> dict[str, Tensor]:
@@ -110,7 +116,9 @@ class MATD3(nn.Module):
             eps = torch.randn(next_a.shape, generator=generator, device=next_a.device)
             eps = (cfg.policy_noise * eps).clamp(-cfg.noise_clip, cfg.noise_clip) * self.half_range
             next_a = (next_a + eps).clamp(self.low, self.high)
-            q_next = self.critic_target(self._critic_in(next_obs, next_a)).squeeze(-1).min(0).values  # [B, N]
+            q_next = self.critic_target(self._critic_in(next_obs, next_a)).squeeze(-1).min(0).values  # [B, N|1]
+            if cfg.team_critic:
+                rewards = rewards.mean(-1, keepdim=True)
             target = cfg.reward_scale * rewards + cfg.gamma * (1.0 - dones)[:, None] * q_next
         q = self.critic(self._critic_in(obs, actions)).squeeze(-1)  # [2, B, N]
         critic_loss = (q - target).square().mean(dim=(1, 2)).sum()
@@ -121,9 +129,12 @@ class MATD3(nn.Module):
         out = {"critic_loss": critic_loss.detach(), "q_mean": q[0].detach().mean()}
         if int(self.updates) % cfg.policy_delay == 0:
             mu, pre = self.policy(obs)
-            # row i: agent i's own action from its actor, every other agent's action from the batch
-            joint_a = torch.where(self.eye[None, :, :, None], mu[:, None, :, :], actions[:, None, :, :])
-            obs_flat = obs.flatten(1).unsqueeze(1).expand(-1, self.spec.n_agents, -1)
+            if cfg.team_critic:
+                joint_a = mu[:, None, :, :]  # every agent's current action: [B, 1, N, da]
+            else:
+                # row i: agent i's own action from its actor, every other agent's action from the batch
+                joint_a = torch.where(self.eye[None, :, :, None], mu[:, None, :, :], actions[:, None, :, :])
+            obs_flat = obs.flatten(1).unsqueeze(1).expand(-1, joint_a.shape[1], -1)
             q_pi = self.critic(torch.cat([obs_flat, joint_a.flatten(2)], -1))[0].squeeze(-1)  # [B, N]
             actor_loss = -q_pi.mean() + cfg.action_reg * pre.square().mean()
             self.actor_opt.zero_grad(set_to_none=True)

@@ -43,7 +43,8 @@ MANIFEST = "manifest.json"
 # Default dataset sizes, in episodes (OMAR: 1M transitions for expert/medium/random; Spread episodes have 25 steps).
 # Medium-Replay's default size is the number of episodes the training run had collected by the Medium checkpoint.
 SPREAD_DEFAULT_EPISODES = {"expert": 40_000, "medium": 40_000, "random": 40_000}
-GENERATE_CHUNK = 1000  # episodes stepped together; fixed, so fewer episodes give a prefix of more episodes
+# Episodes stepped together come from the environment (BehaviourEnv.chunk) and are fixed per environment, so fewer
+# episodes give a prefix of more episodes.
 
 
 def weights_dir(env: str) -> Path:
@@ -82,25 +83,33 @@ def export_weights(run_dir: Path, out_dir: Path, command: str | None = None) -> 
     torch.save(_actor_state(run_dir, tiers["medium"]["snapshot"]), out_dir / "medium.pt")
     # Medium-Replay: the episodes of each evaluation interval up to Medium were collected by the actor being
     # trained in that interval; the rebuild uses the snapshot at the interval's start (uniform during warm-up).
+    # Windows are episode ranges (each round collects num_envs episodes); runs from before episode counts were
+    # logged had full-length episodes only, so env_steps / episode_limit recovers them.
     limit = config["spec"]["episode_limit"]
-    warmup = -(-trainer["warmup_steps"] // config["round_steps"]) * config["round_steps"]
+
+    def episodes_at(rec: dict) -> int:
+        return rec["episodes"] if "episodes" in rec else rec["env_steps"] // limit
+
+    warmup = final.get("warmup_episodes", -(-trainer["warmup_steps"] // config["round_steps"]) * trainer["num_envs"])
+    medium_rec = next(r for r in curve if r["env_steps"] == tiers["medium"]["env_steps"])
     points = [r for r in curve if r["env_steps"] < tiers["medium"]["env_steps"]]
     windows, actors = [], []
     for i, rec in enumerate(points):
-        start, end = rec["env_steps"], (points[i + 1]["env_steps"] if i + 1 < len(points)
-                                        else tiers["medium"]["env_steps"])
+        start, end = episodes_at(rec), episodes_at(points[i + 1] if i + 1 < len(points) else medium_rec)
         for lo, hi, uniform in ((start, min(end, warmup), True), (max(start, warmup), end, False)):
             if hi > lo:
                 if not uniform:
                     actors.append(_actor_state(run_dir, rec["snapshot"]))
-                windows.append({"start_env_steps": lo, "end_env_steps": hi, "episodes": (hi - lo) // limit,
+                windows.append({"start_episode": lo, "end_episode": hi, "episodes": hi - lo,
                                 "policy": "uniform" if uniform else f"actor {len(actors) - 1} "
                                 f"(snapshot at {rec['env_steps']} env steps)",
                                 "actor": None if uniform else len(actors) - 1})
     torch.save({"actors": actors}, out_dir / "medium_replay.pt")
     manifest = {
         "env": trainer["env"],
-        "algorithm": "MATD3 (decentralised actors, centralised twin critics)",
+        "algorithm": "MATD3 (decentralised actors, " + ("one centralised twin critic of the team reward)"
+                                                         if trainer["matd3"].get("team_critic")
+                                                         else "centralised twin critics)"),
         "trainer_config": trainer,
         "seed": trainer["seed"],
         "code_version": config["versions"],
@@ -112,14 +121,27 @@ def export_weights(run_dir: Path, out_dir: Path, command: str | None = None) -> 
         "behaviour_noise_std": trainer["explore_std"],
         "tiers": tiers,
         "medium_replay_windows": windows,
-        "default_episodes": {**SPREAD_DEFAULT_EPISODES, "medium-replay": sum(w["episodes"] for w in windows),
-                             "medium-expert": 2 * SPREAD_DEFAULT_EPISODES["expert"]},
+        **default_sizes(trainer["env"], sum(w["episodes"] for w in windows)),
         "learning_curve": [{k: r[k] for k in ("env_steps", "return_mean", "normalised", "train_seconds")}
                            for r in curve],
     }
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     _read_manifest.cache_clear()
     return manifest
+
+
+def default_sizes(env_name: str, replay_episodes: int) -> dict:
+    """Default dataset sizes for the manifest: Spread's tiers in episodes (OMAR's 1M transitions of 25-step
+    episodes); environments with ``default_transitions`` (MA-MuJoCo, whose episodes may end early) in transitions,
+    rolled until that many are reached. Medium-Replay is always the training history up to Medium, in episodes."""
+    from marlbench.behaviour.trainer import get_env
+
+    total = get_env(env_name).default_transitions
+    if total is None:
+        return {"default_episodes": {**SPREAD_DEFAULT_EPISODES, "medium-replay": replay_episodes,
+                                     "medium-expert": 2 * SPREAD_DEFAULT_EPISODES["expert"]}}
+    return {"default_episodes": {"medium-replay": replay_episodes},
+            "default_transitions": {"expert": total, "medium": total, "random": total, "medium-expert": 2 * total}}
 
 
 def reproduce_command(argv: list[str]) -> str:
@@ -214,10 +236,11 @@ def generate_tier(env_name: str, quality: str, episodes: int | None = None, seed
                   weights: Path | None = None):
     """Roll the shipped behaviour policy of ``quality`` through ``env_name`` (bit-reproducible per arguments).
 
-    ``weights`` points at another exported weights directory (``marlbench behaviour export``) instead of the
-    shipped one."""
+    Without ``episodes`` the manifest's default size is used: a number of episodes, or for environments whose
+    episodes can end early a number of transitions (whole episodes until at least that many). ``weights`` points
+    at another exported weights directory (``marlbench behaviour export``) instead of the shipped one."""
     from marlbench.behaviour.trainer import get_env
-    from marlbench.data.generate import _derived_seed, rollout
+    from marlbench.data.generate import _derived_seed, rollout, rollout_transitions
 
     if quality not in TIERS:
         raise MarlbenchError(f"unknown tier {quality!r}; tiers are {', '.join(TIERS)}")
@@ -226,14 +249,23 @@ def generate_tier(env_name: str, quality: str, episodes: int | None = None, seed
         raise UnavailableError(f"no shipped behaviour weights for {env_name!r} (expected "
                                f"{weights_dir(env_name) / MANIFEST}); train them with `marlbench behaviour train "
                                f"{env_name}`")
-    episodes = int(episodes or manifest["default_episodes"][quality])
-    if episodes < 1:
+    transitions = None
+    if episodes is not None and int(episodes) < 1:
         raise MarlbenchError(f"--episodes must be at least 1, got {episodes}")
+    if not episodes and quality in manifest.get("default_transitions", {}):
+        transitions = int(manifest["default_transitions"][quality])
+    else:
+        episodes = int(episodes or manifest["default_episodes"][quality])
     env_def = get_env(env_name)
     spec = env_def.spec
     wdir = Path(weights) if weights is not None else weights_dir(env_name)
     mcfg, noise = manifest["trainer_config"]["matd3"], manifest["behaviour_noise_std"]
-    env = env_def.make(min(GENERATE_CHUNK, episodes))
+
+    def roll(policy) -> object:
+        env = env_def.make(min(env_def.chunk, episodes or env_def.chunk))
+        if transitions is None:
+            return rollout(env, policy, episodes, seed)
+        return rollout_transitions(env, policy, transitions, seed)
 
     def actor(state, stream: int) -> ActorPolicy:
         return ActorPolicy(spec, mcfg, state, noise, _derived_seed(seed, 1, stream))
@@ -241,20 +273,20 @@ def generate_tier(env_name: str, quality: str, episodes: int | None = None, seed
     behaviour: dict = {"noise_std": noise}
     if quality in ("expert", "medium"):
         state = torch.load(wdir / f"{quality}.pt", weights_only=True)
-        data = rollout(env, actor(state, 0), episodes, seed)
+        data = roll(actor(state, 0))
         behaviour.update(manifest["tiers"][quality])
     elif quality == "random":
-        data = rollout(env, UniformPolicy(spec, _derived_seed(seed, 1, 0)), episodes, seed)
+        data = roll(UniformPolicy(spec, _derived_seed(seed, 1, 0)))
         behaviour = {"policy": "uniform random over the action box"}
-    elif quality == "medium-expert":
-        half = episodes // 2
-        if half < 1:
+    elif quality == "medium-expert":  # the Medium and Expert sets together (by default each at its default size)
+        half = None if transitions else episodes // 2
+        if half is not None and half < 1:
             raise MarlbenchError("medium-expert needs at least 2 episodes")
         parts = [generate_tier(env_name, q, k, seed, weights=weights)
-                 for q, k in (("medium", half), ("expert", episodes - half))]
+                 for q, k in (("medium", half), ("expert", None if half is None else episodes - half))]
         data = _concat(parts)
         behaviour = {"medium": manifest["tiers"]["medium"], "expert": manifest["tiers"]["expert"],
-                     "episodes": {"medium": half, "expert": episodes - half}}
+                     "episodes": {"medium": parts[0].n_episodes, "expert": parts[1].n_episodes}}
     else:  # medium-replay: the training's replay history rebuilt window by window from the actor snapshots
         windows = manifest["medium_replay_windows"]
         actors = torch.load(wdir / "medium_replay.pt", weights_only=True)["actors"]
@@ -272,7 +304,7 @@ def generate_tier(env_name: str, quality: str, episodes: int | None = None, seed
                 continue
             pol = UniformPolicy(spec, _derived_seed(seed, 1, k)) if w["actor"] is None else \
                 actor(actors[w["actor"]], k)
-            parts.append(rollout(env_def.make(min(GENERATE_CHUNK, int(c))), pol, int(c), _derived_seed(seed, 2, k)))
+            parts.append(rollout(env_def.make(min(env_def.chunk, int(c))), pol, int(c), _derived_seed(seed, 2, k)))
         data = _concat(parts)
         behaviour = {"windows": [{**w, "episodes_generated": int(c)} for w, c in zip(windows, counts)],
                      "medium": manifest["tiers"]["medium"]}
@@ -283,9 +315,10 @@ def generate_tier(env_name: str, quality: str, episodes: int | None = None, seed
         "behaviour_policy": {"algorithm": manifest["algorithm"], "weights": f"marlbench/behaviour/weights/"
                              f"{env_name.split('/')[-1]}", "trainer_seed": manifest["seed"], **behaviour},
         "generator_seed": seed,
-        "episodes": episodes,
+        "episodes": data.n_episodes,
+        **({"transitions_target": transitions} if transitions else {}),
         "return_definition": spec.return_definition,
     })
-    if data.n_episodes != episodes:
+    if transitions is None and data.n_episodes != episodes:
         raise DatasetError(f"internal error: generated {data.n_episodes} episodes, expected {episodes}")
     return data

@@ -10,6 +10,11 @@ Run directory (``marlbench behaviour train ENV --out DIR``)::
     checkpoint.pt        networks, optimisers, generator state, round counter, wall-clock
     final.json           written at the end: final score, tier selection (see ``tiers.py``)
 
+Rounds: every round resets all ``num_envs`` environments and runs one episode in each, so a round collects at most
+``num_envs * episode_limit`` transitions (fewer where episodes terminate early, as Hopper's and Ant's do). Budgets
+(``env_steps``, ``warmup_steps``, ``eval_every``) count the transitions actually collected, and gradient steps are
+taken per live transition (``updates_per_step`` per ``num_envs`` live ones).
+
 Determinism and resume: all training randomness (exploration and target noise, warm-up actions, batch indices)
 comes from one seeded ``torch.Generator``; the environment is reset at the start of every collection round with a
 seed derived from (seed, round), so no environment state needs saving. Checkpoints are taken at round boundaries
@@ -47,6 +52,9 @@ class BehaviourEnv:
     name: str
     spec: TaskSpec
     make: Callable[[int], BatchedMultiAgentEnv]
+    defaults: dict = field(default_factory=dict)  # TrainerConfig/MATD3Config defaults for this environment
+    chunk: int = 1000  # episodes stepped together when generating datasets
+    default_transitions: int | None = None  # default dataset size in transitions (None: Spread's episode counts)
 
 
 def _register_envs() -> None:
@@ -55,6 +63,9 @@ def _register_envs() -> None:
     if "mpe/spread" not in ENVIRONMENTS:
         ENVIRONMENTS.register("mpe/spread", BehaviourEnv("mpe/spread", spread_spec("mpe/spread"), SpreadEnv),
                               aliases=("spread",))
+    from marlbench.envs.mamujoco import register_behaviour_envs
+
+    register_behaviour_envs(ENVIRONMENTS)
 
 
 def get_env(name: str) -> BehaviourEnv:
@@ -104,9 +115,12 @@ class TrainerConfig:
 
 
 def config_with_overrides(overrides: dict[str, Any]) -> TrainerConfig:
-    """TrainerConfig defaults with ``key=value`` overrides; MATD3 keys (``actor_lr``, ...) are accepted too."""
+    """TrainerConfig defaults, then the environment's own defaults (``BehaviourEnv.defaults``), then ``key=value``
+    overrides; MATD3 keys (``actor_lr``, ...) are accepted too."""
     from marlbench.config import apply_overrides
 
+    env_name = overrides.get("env", TrainerConfig.env)
+    overrides = {**get_env(env_name).defaults, **overrides, "env": get_env(env_name).name}
     cfg = TrainerConfig()
     tnames = {f.name for f in fields(TrainerConfig)} - {"matd3"}
     mnames = {f.name for f in fields(MATD3Config)}
@@ -127,8 +141,8 @@ def config_with_overrides(overrides: dict[str, Any]) -> TrainerConfig:
 class EpisodeReplay:
     """FIFO buffer of whole episodes stored episode-major as torch tensors (obs has limit + 1 rows per episode).
 
-    ``sample`` draws an episode uniformly among the stored ones, then a valid step of it uniformly (all episodes of
-    the environments here have equal length, so this is uniform over transitions).
+    ``sample`` draws transitions uniformly: an episode in proportion to its length (uniformly when all have full
+    length, as Spread's do), then a valid step of it uniformly.
     """
 
     def __init__(self, capacity_episodes: int, limit: int, n: int, do: int, da: int):
@@ -152,7 +166,11 @@ class EpisodeReplay:
         self.size = min(self.size + e, self.cap)
 
     def sample(self, batch: int, gen: torch.Generator) -> tuple[torch.Tensor, ...]:
-        e = torch.randint(self.size, (batch,), generator=gen)
+        lengths = self.lengths[:self.size]
+        if bool((lengths == self.limit).all()):
+            e = torch.randint(self.size, (batch,), generator=gen)
+        else:  # episodes of unequal length: pick them in proportion to length, i.e. transitions uniformly
+            e = torch.multinomial(lengths.double(), batch, replacement=True, generator=gen)
         t = (torch.rand(batch, generator=gen) * self.lengths[e]).long()
         return (self.obs[e, t], self.actions[e, t], self.rewards[e, t], self.obs[e, t + 1], self.terminals[e, t])
 
@@ -200,10 +218,7 @@ class Trainer:
         spec = self.env.spec
         cfg.validate(spec.episode_limit)
         self.limit = spec.episode_limit
-        self.round_steps = cfg.round_steps(self.limit)
-        self.rounds = -(-cfg.env_steps // self.round_steps)
-        self.eval_rounds = max(1, cfg.eval_every // self.round_steps)
-        self.warmup_rounds = -(-cfg.warmup_steps // self.round_steps)
+        self.round_steps = cfg.round_steps(self.limit)  # the most one round can collect
         self.command = command
 
     # paths
@@ -243,7 +258,7 @@ class Trainer:
         gen = torch.Generator().manual_seed(cfg.seed)
         n, do, da = spec.n_agents, spec.obs_dim, spec.action_dim
         replay = EpisodeReplay(max(1, cfg.buffer_capacity // self.limit), self.limit, n, do, da)
-        start_round, parts, train_seconds, resumes = 0, 0, 0.0, []
+        start_round, parts, train_seconds, resumes, collected, warm_rounds = 0, 0, 0.0, [], 0, 0
         curve_path = self.out / "curve.jsonl"
         if self.checkpoint_path.exists():
             ckpt = torch.load(self.checkpoint_path, weights_only=True)
@@ -255,15 +270,17 @@ class Trainer:
             gen.set_state(ckpt["generator"])
             torch.set_rng_state(ckpt["torch_rng"])
             start_round, parts, train_seconds = ckpt["round"], ckpt["parts"], ckpt["train_seconds"]
-            resumes = ckpt["resumes"] + [start_round * self.round_steps]
+            collected = ckpt.get("env_steps", start_round * self.round_steps)
+            warm_rounds = ckpt.get("warm_rounds", 0)
+            resumes = ckpt["resumes"] + [collected]
             for k in range(parts):
                 with np.load(self.part_path(k)) as z:
                     replay.add(dict(z))
             for stale in sorted((self.out / "replay").glob("part_*.npz")):
                 if int(stale.stem.split("_")[1]) >= parts:
                     stale.unlink()
-            _truncate_jsonl(curve_path, start_round * self.round_steps)
-            self.log(f"resumed {self.out} at {start_round * self.round_steps} env steps")
+            _truncate_jsonl(curve_path, collected)
+            self.log(f"resumed {self.out} at {collected} env steps")
         else:
             ours = (self.out / "config.json").exists()  # same config (checked above), killed before a checkpoint
             if self.out.exists() and any(self.out.iterdir()) and not ours:
@@ -280,29 +297,35 @@ class Trainer:
                 "command": self.command, "eval_seed": EVAL_SEED, "round_steps": self.round_steps,
             })
             curve_path.unlink(missing_ok=True)
-            self._evaluate(agent, 0, train_seconds, {}, curve_path)  # the initial actor, step 0
+            self._evaluate(agent, 0, 0, train_seconds, {}, curve_path)  # the initial actor, step 0
 
         env = self.env.make(cfg.num_envs)
         pending: list[dict[str, np.ndarray]] = []
         losses: dict[str, list[float]] = {}
         seg = time.perf_counter()
-        for rnd in range(start_round, self.rounds):
-            part = self._collect(env, agent, replay, gen, rnd, losses)
+        rnd, next_eval = start_round, (collected // cfg.eval_every + 1) * cfg.eval_every
+        while collected < cfg.env_steps:
+            warm = collected < cfg.warmup_steps
+            warm_rounds += warm
+            part = self._collect(env, agent, replay, gen, rnd, losses, warm=warm)
             pending.append(part)
             replay.add(part)
-            done_rounds = rnd + 1
-            if done_rounds % self.eval_rounds == 0 or done_rounds == self.rounds:
+            collected += int(part["lengths"].sum())
+            rnd += 1
+            done_rounds = rnd
+            if collected >= next_eval or collected >= cfg.env_steps:
+                next_eval = (collected // cfg.eval_every + 1) * cfg.eval_every
                 train_seconds += time.perf_counter() - seg
-                steps = done_rounds * self.round_steps
+                steps = collected
                 merged = {k: np.concatenate([p[k] for p in pending]) for k in pending[0]}
                 _atomic_savez(self.part_path(parts), merged)
                 parts += 1
                 pending = []
                 mean_losses = {k: float(np.mean(v)) for k, v in losses.items()}
                 losses = {}
-                self._evaluate(agent, steps, train_seconds, mean_losses, curve_path)
+                self._evaluate(agent, steps, rnd * cfg.num_envs, train_seconds, mean_losses, curve_path)
                 atomic_torch_save({
-                    "round": done_rounds, "parts": parts, "train_seconds": train_seconds, "resumes": resumes,
+                    "round": done_rounds, "env_steps": collected, "warm_rounds": warm_rounds, "parts": parts, "train_seconds": train_seconds, "resumes": resumes,
                     "config": cfg.to_dict(), "agent": agent.state_dict(), "optimizers": agent.optimizer_state(),
                     "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
                 }, self.checkpoint_path)
@@ -312,7 +335,8 @@ class Trainer:
         curve = read_curve(curve_path)
         random_return = float(uniform_returns(self.env, cfg.eval_episodes).mean())
         record = {
-            "env": cfg.env, "seed": cfg.seed, "env_steps": self.rounds * self.round_steps,
+            "env": cfg.env, "seed": cfg.seed, "env_steps": collected, "rounds": rnd,
+            "episodes": rnd * cfg.num_envs, "warmup_episodes": warm_rounds * cfg.num_envs,
             "train_seconds": train_seconds, "resumed_at_env_steps": resumes,
             "final": curve[-1], "tiers": select_tiers(curve, random_return),
         }
@@ -320,7 +344,7 @@ class Trainer:
         return record
 
     def _collect(self, env, agent: MATD3, replay: EpisodeReplay, gen: torch.Generator, rnd: int,
-                 losses: dict[str, list[float]]) -> dict[str, np.ndarray]:
+                 losses: dict[str, list[float]], warm: bool) -> dict[str, np.ndarray]:
         """One round: reset every env, run one episode each (updating the agent after every step)."""
         cfg, spec = self.cfg, self.env.spec
         b, n, do, da, lim = cfg.num_envs, spec.n_agents, spec.obs_dim, spec.action_dim, self.limit
@@ -328,12 +352,12 @@ class Trainer:
         acts = np.zeros((b, lim, n, da), np.float32)
         rews = np.zeros((b, lim, n), np.float32)
         terms = np.zeros((b, lim), bool)
-        alive = np.ones((b, lim), bool)
+        alive = np.zeros((b, lim), bool)  # set step by step: steps after every episode ended stay False
         step = env.reset(_derived_seed(cfg.seed, 0, rnd))
         obs[:, 0] = step.obs
-        done = np.zeros(b, bool)
-        warm = rnd < self.warmup_rounds
+        done, credit = np.zeros(b, bool), 0
         for t in range(lim):
+            live = int((~done).sum())
             if warm:
                 u = torch.rand((b, n, da), generator=gen)
                 a = (spec.action_low + u * (spec.action_high - spec.action_low)).numpy()
@@ -345,23 +369,27 @@ class Trainer:
             alive[:, t] = ~done
             done |= step.terminated | step.truncated
             if not warm and replay.size > 0:
-                for _ in range(cfg.updates_per_step):
+                # updates_per_step per num_envs live transitions; the fraction carries over to the next step
+                credit += cfg.updates_per_step * live
+                for _ in range(credit // b):
                     out = agent.update(*replay.sample(cfg.matd3.batch_size, gen), generator=gen)
                     for k, v in out.items():
                         losses.setdefault(k, []).append(float(v))
+                credit %= b
             if done.all():
                 break
         return {"obs": obs, "actions": acts, "rewards": rews, "terminals": terms,
                 "lengths": alive.sum(1).astype(np.int32)}
 
-    def _evaluate(self, agent: MATD3, steps: int, train_seconds: float, losses: dict, curve_path: Path) -> None:
+    def _evaluate(self, agent: MATD3, steps: int, episodes: int, train_seconds: float, losses: dict,
+                  curve_path: Path) -> None:
         spec = self.env.spec
         returns = evaluate_actor(lambda o: agent.act(o), self.env, self.cfg.eval_episodes)
         mean = float(returns.mean())
         norm = spec.normalise(mean)
         snap = self.snapshot_path(steps)
         atomic_torch_save({k: v.clone() for k, v in agent.actor.state_dict().items()}, snap)
-        rec = {"env_steps": steps, "return_mean": mean, "return_std": float(returns.std()),
+        rec = {"env_steps": steps, "episodes": episodes, "return_mean": mean, "return_std": float(returns.std()),
                "normalised": norm, "train_seconds": round(train_seconds, 2), "snapshot": snap.name, **losses}
         with open(curve_path, "a") as f:
             f.write(json.dumps(rec, sort_keys=True) + "\n")
@@ -396,14 +424,13 @@ def read_curve(path: Path) -> list[dict]:
 
 def load_replay(run_dir: Path, upto_env_steps: int | None = None) -> dict[str, np.ndarray]:
     """The replay history of a run (episode-major arrays), optionally only the episodes collected up to
-    ``upto_env_steps`` env steps."""
+    ``upto_env_steps`` env steps (a count reached at a round boundary)."""
     run_dir = Path(run_dir)
     ckpt = torch.load(run_dir / "checkpoint.pt", weights_only=True)
-    cfg = TrainerConfig.from_dict(ckpt["config"])
     parts = [dict(np.load(run_dir / "replay" / f"part_{k:05d}.npz")) for k in range(ckpt["parts"])]
     data = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     if upto_env_steps is not None:
-        keep = upto_env_steps // get_env(cfg.env).spec.episode_limit
+        keep = int(np.searchsorted(np.cumsum(data["lengths"]), upto_env_steps, side="right"))
         data = {k: v[:keep] for k, v in data.items()}
     return data
 

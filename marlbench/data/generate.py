@@ -42,8 +42,28 @@ def rollout(env: BatchedMultiAgentEnv, policy: Policy, episodes: int, seed: int)
     for c in range(n_chunks):
         keep = min(b, episodes - c * b)
         parts.append(_rollout_batch(env, policy, _derived_seed(seed, 0, c), spec.episode_limit, keep))
-    data = {k: np.concatenate([p[k] for p in parts]) if parts[0][k] is not None else None for k in parts[0]}
-    return Dataset(**data)
+    return Dataset(**_merge(parts))
+
+
+def rollout_transitions(env: BatchedMultiAgentEnv, policy: Policy, transitions: int, seed: int) -> Dataset:
+    """Like ``rollout`` but sized in transitions: batches of ``env.num_envs`` episodes (seeded as in ``rollout``)
+    until at least ``transitions`` are collected, then the first whole episodes whose lengths reach that total."""
+    if transitions < 1:
+        raise ValueError(f"transitions must be at least 1, got {transitions}")
+    parts: list[dict[str, np.ndarray]] = []
+    total, c = 0, 0
+    while total < transitions:
+        parts.append(_rollout_batch(env, policy, _derived_seed(seed, 0, c), env.spec.episode_limit, env.num_envs))
+        total += len(parts[-1]["rewards"])
+        c += 1
+    data = _merge(parts)
+    ends = np.flatnonzero(data["terminals"] | data["truncations"]) + 1
+    cut = int(ends[np.searchsorted(ends, transitions)])
+    return Dataset(**{k: None if v is None else v[:cut] for k, v in data.items()})
+
+
+def _merge(parts: list[dict]) -> dict:
+    return {k: np.concatenate([p[k] for p in parts]) if parts[0][k] is not None else None for k in parts[0]}
 
 
 def _rollout_batch(env: BatchedMultiAgentEnv, policy: Policy, seed: int, limit: int, keep: int) -> dict:

@@ -1,0 +1,251 @@
+"""MA-MuJoCo (6-agent HalfCheetah 6x1, 3-agent Hopper 3x1, 2-agent Ant 2x4) over Gymnasium-Robotics'
+``mamujoco_v1``, batched over episodes.
+
+The maintained wrapper supplies the factorisation: which joint each agent drives and, for local observations, which
+bodies each agent sees. Stepping goes to the wrapper's underlying Gymnasium environment with the joint action
+assembled through the wrapper's own action partition (a fixed index map read from
+``map_local_actions_to_global_action`` once). Two reasons: the wrapper's ``step`` builds every agent's local
+observation even when they are unused (2.5x slower for HalfCheetah), and after an episode ends the wrapper empties
+``agents``, which would break dict-based action building (DATA.md pitfall); here actions are arrays by agent index.
+
+Observations (``observation=``):
+
+- ``"omiga"`` (default; OMIGA's datasets): agent i sees ``concat(state, one_hot(i))`` z-scored across that
+  vector's own entries, ``state`` being the single-agent Gymnasium observation. Exact for HalfCheetah (23 dims) and
+  Hopper (14); Ant-v5's state has 105 dims against OMIGA's Ant-v2 111, so 2ant observations have 107 dims, not 113.
+- ``"local"``: the wrapper's own k-nearest-joint observations (``agent_obsk=1``), zero-padded to the longest agent's.
+
+The team reward is copied to every agent; the raw global state is ``EnvStep.state``. Episodes end on the
+Gymnasium termination (Hopper and Ant fall over) or at ``episode_limit`` steps (1000).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from marlbench.envs.base import BatchedMultiAgentEnv, EnvStep
+from marlbench.errors import ConfigError, UnknownNameError, require
+from marlbench.spec import TaskSpec
+
+# suite scenario name -> (Gymnasium scenario, agent_conf, state dims, OMIGA's state dims)
+SCENARIOS = {
+    "6halfcheetah": ("HalfCheetah", "6x1", 17, 17),
+    "3hopper": ("Hopper", "3x1", 11, 11),
+    "2ant": ("Ant", "2x4", 105, 111),
+}
+EPISODE_LIMIT = 1000
+OBSERVATIONS = ("omiga", "local")
+ZSCORE_EPS = 1e-8  # keeps a constant vector finite; never reached by these states
+
+
+def _scenario(scenario: str) -> tuple[str, str, int, int]:
+    if scenario not in SCENARIOS:
+        raise UnknownNameError("MA-MuJoCo scenario", scenario, list(SCENARIOS))
+    return SCENARIOS[scenario]
+
+
+def _make_wrapper(scenario: str, observation: str):
+    require("gymnasium_robotics", "mujoco")
+    from gymnasium_robotics import mamujoco_v1
+
+    gym_name, conf, _, _ = _scenario(scenario)
+    return mamujoco_v1.parallel_env(gym_name, conf, agent_obsk=1)
+
+
+def _local_obs_dims(wrapper) -> list[int]:
+    return [int(wrapper.observation_space(a).shape[0]) for a in wrapper.possible_agents]
+
+
+def mamujoco_spec(name: str, scenario: str, observation: str = "omiga", random_score: float | None = None,
+                  expert_score: float | None = None, normalisation_source: str = "") -> TaskSpec:
+    """The TaskSpec of ``scenario`` (``6halfcheetah``, ``3hopper``, ``2ant``) without building the simulator for
+    the default observations."""
+    gym_name, conf, state_dim, _ = _scenario(scenario)
+    if observation not in OBSERVATIONS:
+        raise UnknownNameError("MA-MuJoCo observation", observation, list(OBSERVATIONS))
+    n_agents, per_agent = (int(x) for x in conf.split("x"))
+    obs_dim = state_dim + n_agents if observation == "omiga" else max(_local_obs_dims(_make_wrapper(scenario,
+                                                                                                      observation)))
+    return TaskSpec(
+        name=name, n_agents=n_agents, obs_dim=obs_dim, action_kind="continuous", action_dim=per_agent,
+        episode_limit=EPISODE_LIMIT, state_dim=state_dim, action_low=-1.0, action_high=1.0,
+        return_definition=f"sum of the team reward ({gym_name}-v5) over up to {EPISODE_LIMIT} steps",
+        random_score=random_score, expert_score=expert_score, normalisation_source=normalisation_source,
+    )
+
+
+def omiga_observations(state: np.ndarray, n_agents: int) -> np.ndarray:
+    """OMIGA's per-agent observations from global states [B, S]: [B, N, S + N], each row z-scored over itself."""
+    b = state.shape[0]
+    ids = np.broadcast_to(np.eye(n_agents, dtype=np.float64), (b, n_agents, n_agents))
+    raw = np.concatenate([np.broadcast_to(state[:, None, :], (b, n_agents, state.shape[1])), ids], axis=-1)
+    mean = raw.mean(-1, keepdims=True)
+    std = raw.std(-1, keepdims=True)
+    return ((raw - mean) / (std + ZSCORE_EPS)).astype(np.float32)
+
+
+class MaMuJoCoEnv(BatchedMultiAgentEnv):
+    """``num_envs`` MA-MuJoCo episodes stepped together; one wrapper (and simulator) per episode."""
+
+    def __init__(self, num_envs: int, scenario: str, observation: str = "omiga", episode_limit: int = EPISODE_LIMIT,
+                 spec: TaskSpec | None = None):
+        if num_envs < 1:
+            raise ConfigError(f"num_envs must be at least 1, got {num_envs}")
+        if not 1 <= episode_limit <= EPISODE_LIMIT:
+            raise ConfigError(f"episode_limit must be in [1, {EPISODE_LIMIT}], got {episode_limit}")
+        self.scenario, self.observation, self.num_envs = scenario, observation, num_envs
+        self.spec = spec or mamujoco_spec(f"mamujoco/{scenario}", scenario, observation)
+        self.limit = min(episode_limit, self.spec.episode_limit)
+        self.wrappers = [_make_wrapper(scenario, observation) for _ in range(num_envs)]
+        self.sims = [w.single_agent_env for w in self.wrappers]
+        self.n = len(self.wrappers[0].possible_agents)
+        if self.n != self.spec.n_agents:
+            raise ConfigError(f"{scenario}: the wrapper has {self.n} agents, the spec {self.spec.n_agents}")
+        self.joint_index = self._joint_index(self.wrappers[0])
+        self.local_dims = _local_obs_dims(self.wrappers[0])
+        self.t = 0
+        self.done = np.ones(num_envs, dtype=bool)
+        self.last = EnvStep(*(None,) * 4)
+
+    def _joint_index(self, wrapper) -> np.ndarray:
+        """``joint[k] = flat_agent_actions[index[k]]``, read from the wrapper's own partition."""
+        da = self.spec.action_dim
+        probe = {a: np.arange(i * da, (i + 1) * da, dtype=np.float64) for i, a in enumerate(wrapper.possible_agents)}
+        index = wrapper.map_local_actions_to_global_action(probe)
+        if np.isnan(index).any() or sorted(index.astype(int)) != list(range(self.n * da)):
+            raise ConfigError(f"{self.scenario}: the wrapper's action partition does not cover every joint once")
+        return index.astype(np.int64)
+
+    # ------------------------------------------------------------------ observations
+    def _states(self) -> np.ndarray:
+        return np.stack([s.unwrapped._get_obs() for s in self.sims]).astype(np.float64)
+
+    def _observe(self, states: np.ndarray) -> np.ndarray:
+        if self.observation == "omiga":
+            return omiga_observations(states, self.n)
+        obs = np.zeros((self.num_envs, self.n, self.spec.obs_dim), np.float32)
+        for b, w in enumerate(self.wrappers):  # the wrapper builds local observations one agent at a time
+            for i in range(self.n):
+                obs[b, i, :self.local_dims[i]] = w._get_obs_agent(i)
+        return obs
+
+    # ------------------------------------------------------------------ stepping
+    def reset(self, seed: int) -> EnvStep:
+        seeds = np.random.SeedSequence(seed).generate_state(self.num_envs)
+        for sim, s in zip(self.sims, seeds):
+            sim.reset(seed=int(s))
+        self.t = 0
+        self.done = np.zeros(self.num_envs, dtype=bool)
+        states = self._states()
+        self.last = EnvStep(obs=self._observe(states), rewards=np.zeros((self.num_envs, self.n), np.float32),
+                            terminated=np.zeros(self.num_envs, bool), truncated=np.zeros(self.num_envs, bool),
+                            state=states.astype(np.float32))
+        return self.last
+
+    def step(self, actions: np.ndarray) -> EnvStep:
+        actions = np.asarray(actions, dtype=np.float64)
+        expected = (self.num_envs, self.n, self.spec.action_dim)
+        if actions.shape != expected:
+            raise ConfigError(f"actions have shape {actions.shape}, expected {expected} (episodes, agents, dims)")
+        joint = np.clip(actions.reshape(self.num_envs, -1), -1.0, 1.0)[:, self.joint_index]
+        self.t += 1
+        reward = np.zeros(self.num_envs, np.float32)
+        terminated, truncated = self.last.terminated.copy(), self.last.truncated.copy()
+        for b in np.flatnonzero(~self.done):
+            _, r, term, trunc, _ = self.sims[b].step(joint[b])
+            reward[b] = r
+            terminated[b] = term
+            truncated[b] = (trunc or self.t >= self.limit) and not term
+        self.done |= terminated | truncated
+        states = self._states()
+        # an ended episode keeps its last observation (the simulator is not stepped again)
+        live = ~(self.last.terminated | self.last.truncated)
+        obs = np.where(live[:, None, None], self._observe(states), self.last.obs)
+        state = np.where(live[:, None], states.astype(np.float32), self.last.state)
+        self.last = EnvStep(obs=obs, rewards=np.repeat(reward[:, None], self.n, 1), terminated=terminated,
+                            truncated=truncated, state=state)
+        return self.last
+
+
+# ---------------------------------------------------------------------------------------------- behaviour training
+# MATD3 with a team critic (one twin critic of the shared reward, FACMAC-style joint actor gradient) and TD3's
+# MuJoCo settings (Fujimoto et al. 2018: lr 3e-4, batch 256, gamma 0.99, tau 0.005, exploration noise 0.1) except
+# for cost: 128x128 networks instead of 256x256 and one gradient step per two collected transitions, which together
+# make training about 5x cheaper on a CPU core. OMIGA's data came from HAPPO; see docs/TASKS.md.
+BEHAVIOUR_DEFAULTS = {
+    "num_envs": 4, "updates_per_step": 2, "warmup_steps": 10_000, "eval_every": 20_000, "eval_episodes": 10,
+    "explore_std": 0.1, "buffer_capacity": 1_000_000,
+    "hidden_dims": (128, 128), "actor_lr": 3e-4, "critic_lr": 3e-4, "batch_size": 256, "gamma": 0.99,
+    "tau": 0.005, "reward_scale": 1.0, "team_critic": True,
+}
+BEHAVIOUR_ENV_STEPS = {"6halfcheetah": 300_000, "3hopper": 400_000, "2ant": 400_000}
+GENERATE_CHUNK = 100  # episodes stepped together when generating datasets (100 simulators of 1,000 steps)
+DEFAULT_TRANSITIONS = 1_000_000  # OMIGA's datasets hold 1M transitions per tier
+
+
+def register_behaviour_envs(registry) -> None:
+    """Make ``mamujoco/<scenario>`` trainable by ``marlbench behaviour train`` (no-op if already registered)."""
+    from functools import partial
+
+    from marlbench.behaviour.trainer import BehaviourEnv
+
+    for scenario in SCENARIOS:
+        name = f"mamujoco/{scenario}"
+        if name not in registry:
+            spec = mamujoco_spec(name, scenario, random_score=D4RL_REFERENCES[scenario][0],
+                                 expert_score=D4RL_REFERENCES[scenario][1], normalisation_source="D4RL")
+            registry.register(name, BehaviourEnv(
+                name, spec, partial(MaMuJoCoEnv, scenario=scenario, spec=spec),
+                defaults={**BEHAVIOUR_DEFAULTS, "env_steps": BEHAVIOUR_ENV_STEPS[scenario]},
+                chunk=GENERATE_CHUNK, default_transitions=DEFAULT_TRANSITIONS), aliases=(scenario,))
+
+
+# ---------------------------------------------------------------------------------------------- tasks
+TIERS = ("expert", "medium", "medium-expert", "medium-replay")
+# D4RL's reference scores of the single-agent task each scenario splits (configs/reference/normalisation.yaml,
+# source d4rl-mujoco): the team reward is the single-agent reward. Measured scores of this suite's uniform-random
+# and Expert policies are in docs/TASKS.md.
+D4RL_REFERENCES = {"6halfcheetah": (-280.178953, 12135.0), "3hopper": (-20.272305, 3234.3), "2ant": (-325.6, 3879.7)}
+
+
+def register_mamujoco_tasks() -> None:
+    """``mamujoco/<scenario>-<tier>`` for the generated tiers, with the paper's short names as aliases."""
+    import importlib.util
+    from functools import partial
+
+    from marlbench.behaviour.tiers import load_manifest
+    from marlbench.tasks import Task, register_task
+
+    missing_extra = importlib.util.find_spec("gymnasium_robotics") is None
+    for scenario, (gym_name, conf, _, _) in SCENARIOS.items():
+        env_name = f"mamujoco/{scenario}"
+        manifest = load_manifest(env_name)
+        blocked = None
+        if missing_extra:
+            blocked = "needs the MA-MuJoCo extra: pip install 'marlbench-suite[mujoco]'"
+        elif manifest is None:
+            blocked = (f"no shipped behaviour weights for {env_name}; train them with `marlbench behaviour train "
+                       f"{env_name}` or download the OMIGA dataset")
+        random_score, expert_score = D4RL_REFERENCES[scenario]
+        for quality in TIERS:
+            name = f"{env_name}-{quality}"
+            spec = mamujoco_spec(name, scenario, random_score=random_score, expert_score=expert_score,
+                                 normalisation_source=f"D4RL reference scores of {gym_name} (d4rl-mujoco)")
+            register_task(
+                Task(name, "mamujoco", scenario, quality, spec=spec,
+                     make_env=partial(_task_env, scenario=scenario, spec=spec),
+                     generate=None if blocked else partial(_generate, env_name, quality, name),
+                     default_episodes=0, blocked_reason=blocked,
+                     description=f"MA-MuJoCo {gym_name} {conf}, OMIGA observations; {quality} tier generated from "
+                                 f"the shipped MATD3 behaviour policies"),
+                aliases=(f"{scenario}-{quality}",),
+            )
+
+
+def _task_env(num_envs: int, scenario: str, spec: TaskSpec) -> MaMuJoCoEnv:
+    return MaMuJoCoEnv(num_envs, scenario, spec=spec)
+
+
+def _generate(env_name: str, quality: str, task: str, episodes: int, seed: int):
+    from marlbench.behaviour.tiers import generate_tier
+
+    return generate_tier(env_name, quality, episodes or None, seed, task=task)
