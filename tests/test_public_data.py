@@ -492,3 +492,41 @@ def test_download_from_a_manual_archive(tmp_path, capsys, private_data_dir):
     from marlbench.registry import TASKS
 
     assert TASKS.get("omar/spread-expert").dataset_path.exists()
+
+
+def test_convert_omiga_file_into_its_public_task(tmp_path, capsys):
+    """An OMIGA file converted with --task lands in the task's cache, so the paper alias resolves to it; a state
+    whose size is not the task's is dropped with a note (OMIGA's s is per-agent and observation-like)."""
+    from marlbench.data.formats.native import load_native
+    from marlbench.registry import TASKS
+
+    path = tmp_path / "Hopper-v2-3x1-medium-replay.hdf5"
+    o, d, _ = write_omiga(path, np.random.default_rng(5), lengths=(4, 6))
+    assert TASKS.canonical("3hopper-medium-replay") != "omiga/3hopper-medium-replay"
+    code, out, err = run_cli(capsys, "data", "convert", str(path), "--task", "3hopper-medium-replay")
+    assert code == 0, err  # for convert (and download) the paper alias names the public dataset
+    code, _, err = run_cli(capsys, "data", "convert", str(path), "--task", "mpe/spread-expert")
+    assert code == 2 and "--out FILE is required" in err  # a generated task's cache is never overwritten
+    task = TASKS.get("omiga/3hopper-medium-replay")
+    data = load_native(task.dataset_path)
+    np.testing.assert_array_equal(data.obs, o[d == 0])
+    spec_state = task.spec.state_dim
+    if spec_state not in (None, 14):
+        assert data.state is None and "state dropped" in out and "state_dropped" in data.metadata
+    assert TASKS.canonical("3hopper-medium-replay") == "omiga/3hopper-medium-replay"  # now that the data is there
+
+
+def test_info_reads_a_vault_directory(tmp_path, capsys):
+    from marlbench.data.formats.vault import write_vault
+
+    data = smac_like(np.random.default_rng(6))
+    write_vault(data, tmp_path / "3m.vlt", "Good")
+    write_vault(data, tmp_path / "3m.vlt", "Poor")
+    code, _, err = run_cli(capsys, "data", "info", str(tmp_path / "3m.vlt"))
+    assert code == 2 and "several datasets (Good, Poor); choose one with --uid" in err
+    code, out, err = run_cli(capsys, "data", "info", str(tmp_path / "3m.vlt"), "--uid", "Good", "--task",
+                             "og_marl/3m-good", "--json")
+    assert code == 0, err
+    card = json.loads(out)
+    assert card["size"]["episodes"] == 3 and card["dimensions"]["action_kind"] == "discrete"
+    assert card["published"]["published"]["return_mean"] == 16.49

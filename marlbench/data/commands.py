@@ -34,9 +34,7 @@ def download(args: argparse.Namespace) -> int:
                 vault_ids.append(name)
                 tasks += public.public_tasks(name)
                 continue
-            task = get_task(name)
-            paper = [t for t in public.public_tasks() if t.paper and f"{t.scenario}-{t.quality}" == name]
-            task = paper[0] if paper else task  # a paper alias names the public data it resolves to once present
+            task = public_task_for(name)
             if not isinstance(task, public.PublicTask):
                 hint = [t.name for t in public.public_tasks() if t.env_task == task.name]
                 raise MarlbenchError(f"{task.name!r} is not a public dataset" + (
@@ -62,6 +60,16 @@ def download(args: argparse.Namespace) -> int:
     return 0
 
 
+def public_task_for(name: str):
+    """The task ``name`` names, except that a paper alias (``spread-expert``) means its public dataset: download
+    and convert always concern the public data, whatever the alias resolves to before it is present."""
+    public = _public()
+    from marlbench.tasks import get_task
+
+    paper = [t for t in public.public_tasks() if t.paper and f"{t.scenario}-{t.quality}" == name]
+    return paper[0] if paper else get_task(name)
+
+
 def task_or_none(name: str | None):
     if not name:
         return None
@@ -74,11 +82,12 @@ def task_or_none(name: str | None):
 def load_source(path: str, fmt: str, uid: str | None, seed: int | None, task=None) -> Dataset:
     """Any supported layout as a Dataset; with ``task``, checked against it and labelled with it."""
     from marlbench.data.formats.detect import load_any
-    from marlbench.data.public import check_fits
+    from marlbench.data.public import check_fits, reconcile_state
 
     meta = {"task": task.name, "quality": task.quality} if task is not None else None
     dataset = load_any(path, fmt, uid, seed, meta)
     if task is not None:
+        dataset = reconcile_state(dataset, task.spec)
         try:
             check_fits(dataset, task.name, task.spec, getattr(task, "dims", None))
         except DatasetError as e:
@@ -87,10 +96,13 @@ def load_source(path: str, fmt: str, uid: str | None, seed: int | None, task=Non
 
 
 def _out_path(args: argparse.Namespace, task) -> Path:
+    from marlbench.data.public import PublicTask
+
     if args.out:
         return Path(args.out)
-    if task is None:
-        raise MarlbenchError("--out FILE is required without --task (with --task the task's cache is the default)")
+    if not isinstance(task, PublicTask):
+        raise MarlbenchError("--out FILE is required unless --task names a public dataset (whose cache is then the "
+                             "default; a generated task's cache holds only its generated data)")
     return task.dataset_path
 
 
@@ -105,8 +117,9 @@ def _save(dataset: Dataset, out: Path) -> None:
 def convert(args: argparse.Namespace) -> int:
     if len(args.names) != 1:
         raise MarlbenchError("convert takes one source: marlbench data convert SOURCE [--task T] [--out FILE]")
-    task = task_or_none(args.task)
-    _save(load_source(args.names[0], args.format, args.uid, args.source_seed, task), _out_path(args, task))
+    task = public_task_for(args.task) if args.task else None
+    out = _out_path(args, task)  # before the (long) load: a refused destination fails fast
+    _save(load_source(args.names[0], args.format, args.uid, args.source_seed, task), out)
     return 0
 
 

@@ -112,6 +112,19 @@ def check_fits(dataset: Dataset, name: str, spec: TaskSpec | None, dims: dict | 
             raise DatasetError(f"dataset does not match task {name!r}: {key} expected {value}, found {found[key]}")
 
 
+def reconcile_state(dataset: Dataset, spec: TaskSpec | None, log=print) -> Dataset:
+    """Drop a state whose size is not the task's (sources define the global state differently: OMIGA stores a
+    per-agent observation-like ``s``); the task's algorithms then build the state from observations, as for any
+    dataset without one. Noted in the metadata and logged."""
+    if dataset.state is None or spec is None or spec.state_dim in (None, dataset.state_dim):
+        return dataset
+    note = (f"state dropped: the source's state has {dataset.state_dim} dims, task {spec.name} defines "
+            f"{spec.state_dim}")
+    log(f"note: {note}")
+    return Dataset(dataset.obs, dataset.actions, dataset.rewards, dataset.terminals, dataset.truncations,
+                   dataset.legals, None, {**dataset.metadata, "state_dropped": note})
+
+
 def _spec_from_dims(name: str, dims: dict, benchmark: str) -> TaskSpec | None:
     need = ("n_agents", "obs_dim", "action_kind", "action_dim")
     if any(dims.get(k) is None for k in need):
@@ -132,6 +145,13 @@ def _env_binding(name: str, env_task: str | None, vault: dict) -> dict:
                                           "no environment for it in this suite yet")
         return {"spec": _spec_from_dims(name, vault.get("dims") or {}, vault["benchmark"]), "make_env": None,
                 "blocked_reason": reason}
+    dims = vault.get("dims") or {}
+    clash = [f"{k} {getattr(env.spec, k)} (data: {dims[k]})" for k in ("n_agents", "obs_dim", "action_kind",
+                                                                       "action_dim")
+             if dims.get(k) is not None and getattr(env.spec, k) != dims[k]]
+    if clash:  # e.g. OMIGA's Ant-v2 observations (113) against a v5 environment (107): not evaluable there
+        return {"spec": _spec_from_dims(name, dims, vault["benchmark"]), "make_env": None,
+                "blocked_reason": f"the suite's environment {env_task} differs from the data: " + ", ".join(clash)}
     # the env task may be blocked only for want of its own generated data (no generator): that does not concern us
     data_only = env.make_env is not None and env.generate is None
     return {"spec": replace(env.spec, name=name), "make_env": env.make_env,
@@ -194,6 +214,7 @@ def convert_vault_task(task: PublicTask, log=print) -> Path:
         raise DatasetError(f"vault dataset {task.vault_path} is missing; run `marlbench data download {task.name}`")
     dataset = read_vault(task.vault_path, metadata={
         "task": task.name, "source": task.vault_id, "quality": task.quality, "url": task.url})
+    dataset = reconcile_state(dataset, task.spec, log)
     try:
         task.check(dataset)
     except DatasetError as e:
