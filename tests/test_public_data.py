@@ -530,3 +530,24 @@ def test_info_reads_a_vault_directory(tmp_path, capsys):
     card = json.loads(out)
     assert card["size"]["episodes"] == 3 and card["dimensions"]["action_kind"] == "discrete"
     assert card["published"]["published"]["return_mean"] == 16.49
+
+
+def test_subsample_and_combine_commands(tmp_path, capsys):
+    from marlbench.data.formats.native import load_native, save_native
+
+    rng = np.random.default_rng(7)
+    save_native(smac_like(rng, lengths=tuple(rng.integers(2, 6, 30))), tmp_path / "a.h5")
+    code, _, err = run_cli(capsys, "data", "subsample", str(tmp_path / "a.h5"), "--episodes", "12", "--seed", "2",
+                           "--out", str(tmp_path / "b.h5"))
+    assert code == 0, err
+    code, _, err = run_cli(capsys, "data", "subsample", str(tmp_path / "a.h5"), "--episodes", "5", "--match",
+                           str(tmp_path / "b.h5"), "--out", str(tmp_path / "m.h5"))
+    assert code == 0, err
+    code, _, err = run_cli(capsys, "data", "combine", str(tmp_path / "a.h5"), str(tmp_path / "b.h5"), "--out",
+                           str(tmp_path / "c.h5"))
+    assert code == 0, err
+    a, b, c, m = (load_native(tmp_path / f"{x}.h5") for x in "abcm")
+    assert b.n_episodes == 12 and m.n_episodes == 5 and c.n_episodes == 42
+    assert [x["transitions"] for x in c.metadata["combined_from"]] == [a.n_transitions, b.n_transitions]
+    code, _, err = run_cli(capsys, "data", "subsample", str(tmp_path / "a.h5"), "--episodes", "3")
+    assert code == 2 and "--out" in err

@@ -20,7 +20,6 @@ def download(args: argparse.Namespace) -> int:
     """Download and convert the named public datasets (task names, aliases or vault ids), or all of them."""
     public = _public()
     from marlbench.data.download import download_vault
-    from marlbench.tasks import get_task
 
     if args.all == bool(args.names):
         raise MarlbenchError("name the datasets to download (task names or vault ids), or pass --all")
@@ -45,19 +44,35 @@ def download(args: argparse.Namespace) -> int:
         vault_ids = list(dict.fromkeys(vault_ids))
     if (args.archive or args.url) and len(vault_ids) != 1:
         raise MarlbenchError("--archive and --url apply to one vault; name a single dataset or vault")
+    failed = []
     for vault_id in vault_ids:
-        mine = [t for t in tasks if t.vault_id == vault_id]
-        if all(t.dataset_path.exists() for t in mine) and mine and not args.force:
-            print(f"{vault_id}: already downloaded ({', '.join(t.name for t in mine)})")
-            continue
-        if args.force or not all(t.vault_path.exists() for t in mine) or not mine:
-            download_vault(public.get_vault(vault_id), mine[0].name if mine else vault_id,
-                           archive=Path(args.archive) if args.archive else None, url=args.url,
-                           retries=args.retries, timeout=args.timeout, progress=not args.no_progress)
-        for task in mine:
-            if args.force or not task.dataset_path.exists():
-                public.convert_vault_task(task)
+        try:
+            _download_one(args, public, download_vault, vault_id, [t for t in tasks if t.vault_id == vault_id])
+        except MarlbenchError as e:
+            if not args.all:
+                raise
+            failed.append(vault_id)
+            print(f"marlbench: error: {vault_id}: {e}")
+    if failed:
+        raise MarlbenchError(f"{len(failed)} of {len(vault_ids)} vaults failed: {', '.join(failed)}")
     return 0
+
+
+def _download_one(args: argparse.Namespace, public, download_vault, vault_id: str, mine: list) -> None:
+    """Fetch one vault unless its datasets are present, then convert the datasets asked for."""
+    if mine and all(t.dataset_path.exists() for t in mine) and not args.force:
+        print(f"{vault_id}: already downloaded ({', '.join(t.name for t in mine)})")
+        return
+    if not mine and public.vault_dir(vault_id).exists() and not args.force:
+        print(f"{vault_id}: already unpacked in {public.vault_dir(vault_id)}")
+        return
+    if args.force or not mine or not all(t.vault_path.exists() for t in mine):
+        download_vault(public.get_vault(vault_id), mine[0].name if mine else vault_id,
+                       archive=Path(args.archive) if args.archive else None, url=args.url,
+                       retries=args.retries, timeout=args.timeout, progress=not args.no_progress)
+    for task in mine:
+        if args.force or not task.dataset_path.exists():
+            public.convert_vault_task(task)
 
 
 def public_task_for(name: str):
@@ -129,15 +144,15 @@ def subsample(args: argparse.Namespace) -> int:
     if len(args.names) != 1:
         raise MarlbenchError("subsample takes one source: marlbench data subsample SOURCE --episodes N|--transitions N "
                              "--out FILE")
+    if not args.out:
+        raise MarlbenchError("subsample needs --out FILE (the task's cached dataset is never overwritten)")
     task = task_or_none(args.task)
     dataset = load_source(_resolve_source(args.names[0]), args.format, args.uid, args.source_seed, task)
     target = None
     if args.match:
         target = load_source(_resolve_source(args.match), "auto", None, None).episode_returns()
-    out = run(dataset, episodes=args.episodes, transitions=args.transitions, seed=args.seed, match_returns=target)
-    if not args.out:
-        raise MarlbenchError("subsample needs --out FILE (the task's cached dataset is never overwritten)")
-    _save(out, Path(args.out))
+    _save(run(dataset, episodes=args.episodes, transitions=args.transitions, seed=args.seed, match_returns=target),
+          Path(args.out))
     return 0
 
 

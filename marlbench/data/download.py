@@ -97,6 +97,8 @@ def fetch(url: str, dest: Path, task: str, expected_size: int | None = None, ret
                 break
             last_error = http.client.IncompleteRead(b"", total - size)  # the server closed early: resume
         except _TRANSIENT as e:
+            if getattr(e, "code", None) == 416 and offset:  # nothing left after byte `offset`: the part is whole
+                break
             if not _retryable(e):
                 code = getattr(e, "code", "")
                 raise DatasetError(f"{host} refused {url} (HTTP {code}); {_manual(url, task)}") from None
@@ -133,8 +135,9 @@ def record_checksum(url: str, sha256: str, size: int) -> None:
     atomic_write_json(path, known)
 
 
-def verify(archive: Path, url: str, sha256: str | None, size: int | None) -> tuple[str, bool]:
-    """Check size and checksum; returns (sha256, whether it still needs recording). Deletes a bad archive."""
+def verify(archive: Path, url: str, sha256: str | None, size: int | None, delete: bool = True) -> tuple[str, bool]:
+    """Check size and checksum; returns (sha256, whether it still needs recording). Deletes a bad archive if
+    ``delete`` (a download; never a user's own file)."""
     found_size = archive.stat().st_size
     recorded = recorded_checksum(url)
     expected = sha256 or (recorded or {}).get("sha256")
@@ -147,9 +150,11 @@ def verify(archive: Path, url: str, sha256: str | None, size: int | None) -> tup
     elif expected is not None and digest != expected:
         problem = f"sha256 {digest[:16]}..., expected {expected[:16]}... from {source}"
     if problem:
-        archive.unlink(missing_ok=True)
-        raise DatasetError(f"downloaded archive {archive.name} from {url} is corrupt or changed ({problem}); it was "
-                           f"deleted. Run the download again; if it keeps failing, the published file changed")
+        if delete:
+            archive.unlink(missing_ok=True)
+        raise DatasetError(f"archive {archive.name} of {url} is corrupt or changed ({problem})" + (
+            "; it was deleted. Run the download again; if it keeps failing, the published file changed"
+            if delete else ""))
     return digest, expected is None
 
 
@@ -203,7 +208,7 @@ def download_vault(vault: dict, task_name: str, archive: Path | None = None, url
         dest = data_dir() / "downloads" / f"{vault['id'].replace('/', '__')}.zip"
         log(f"downloading {url}")
         archive = fetch(url, dest, task_name, vault.get("size"), retries, backoff, timeout, progress)
-    digest, record = verify(archive, url, vault.get("sha256"), vault.get("size"))
+    digest, record = verify(archive, url, vault.get("sha256"), vault.get("size"), delete=downloaded)
     size = archive.stat().st_size
     try:
         unpack(archive, vault["id"], target)

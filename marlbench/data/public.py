@@ -271,6 +271,10 @@ def bind_dataset(task: Task, file: str | os.PathLike) -> BoundTask:
                            + (f" ({task.blocked_reason})" if task.blocked_reason else ""))
     check_fits(load_native(file, verify=True), task.name, task.spec)
     name = f"{task.name}@{file.stem}"
+    if name in TASKS and TASKS.get(name).dataset_path != file:  # another file of the same name
+        import hashlib
+
+        name += "-" + hashlib.sha1(str(file).encode()).hexdigest()[:6]
     bound = json.loads(os.environ.get(BOUND_ENV, "{}"))
     bound[name] = [task.name, str(file)]
     os.environ[BOUND_ENV] = json.dumps(bound)  # spawned seed workers register the same task from it
