@@ -18,8 +18,15 @@ ts = pytest.importorskip("tensorstore")
 
 @pytest.fixture(autouse=True)
 def private_data_dir(tmp_path, monkeypatch):
-    """Public datasets placed by a test must not change alias resolution for other tests of the session."""
+    """Public datasets placed by a test, and tasks bound by `run --dataset`, must not change the registry or
+    alias resolution for other tests of the session."""
+    from marlbench.data.public import BOUND_ENV
+    from marlbench.registry import TASKS
+
     monkeypatch.setenv("MARLBENCH_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv(BOUND_ENV, "{}")
+    monkeypatch.setattr(TASKS, "_items", dict(TASKS._items))
+    monkeypatch.setattr(TASKS, "_aliases", dict(TASKS._aliases))
     return tmp_path / "data"
 
 
@@ -244,9 +251,7 @@ def test_omar_npy_loads_with_episode_boundaries(tmp_path):
 
 
 def test_dataset_not_fitting_the_task_is_refused_with_shapes(tmp_path, capsys):
-    """An 18-dim OMAR file converted for a task with another observation size names field, expected, found."""
-    import marlbench.catalog  # noqa: F401
-
+    """An OMAR file converted for a task of another shape is refused, naming field, expected and found."""
     write_omar_from_env(tmp_path / "omar" / "seed_0_data", episodes=2)
     code, _, err = run_cli(capsys, "data", "convert", str(tmp_path / "omar"), "--task", "games/landmarks-10",
                            "--out", str(tmp_path / "x.h5"))
@@ -465,7 +470,8 @@ def test_corrupt_archive_leaves_nothing(tmp_path, capsys, private_data_dir, monk
         server.payload = bytes(bad[:-10]) + payload[-10:]
         code, _, err = download(capsys, server.url, "--force")
         assert code == 2 and "expected" in err and "first download" in err
-        assert leftovers(private_data_dir) == [] and not (private_data_dir / "downloads" / "omar__mpe__simple_spread.zip").exists()
+        assert leftovers(private_data_dir) == []
+        assert not (private_data_dir / "downloads" / "omar__mpe__simple_spread.zip").exists()
     finally:
         server.close()
 

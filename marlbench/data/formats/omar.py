@@ -82,7 +82,8 @@ def read_omar(path: str | os.PathLike, seed: int | None = None, metadata: dict |
     continues = np.zeros(rows, dtype=bool)
     continues[:-1] = np.isclose(next_obs[:-1], obs[1:], atol=atol, rtol=0).all(axis=(1, 2))
     truncations = ~continues & ~terminals
-    meta = {"format": "omar-npy", "dir": str(d), "source": "omar", "quality": d.parent.name, "env": d.parent.parent.name}
+    meta = {"format": "omar-npy", "dir": str(d), "source": "omar", "quality": d.parent.name,
+            "env": d.parent.parent.name}
     meta.update(metadata or {})
     return Dataset(obs=obs, actions=np.stack(per_agent["acs"], axis=1),
                    rewards=np.stack([x.reshape(rows) for x in per_agent["rews"]], axis=1),
