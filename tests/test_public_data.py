@@ -557,3 +557,15 @@ def test_subsample_and_combine_commands(tmp_path, capsys):
     assert [x["transitions"] for x in c.metadata["combined_from"]] == [a.n_transitions, b.n_transitions]
     code, _, err = run_cli(capsys, "data", "subsample", str(tmp_path / "a.h5"), "--episodes", "3")
     assert code == 2 and "--out" in err
+
+
+def test_corrupt_vault_names_the_vault_and_the_fix(tmp_path):
+    from marlbench.data.formats.vault import read_vault, write_vault
+
+    uid = write_vault(smac_like(np.random.default_rng(8)), tmp_path / "3m.vlt", "Good")
+    for f in (uid / "d").iterdir():
+        raw = bytearray(f.read_bytes())
+        raw[len(raw) // 2] ^= 0xFF
+        f.write_bytes(bytes(raw))
+    with pytest.raises(DatasetError, match=r"vault .*Good is corrupt or incomplete .*re-download it"):
+        read_vault(uid)

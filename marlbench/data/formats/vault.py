@@ -22,6 +22,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +47,16 @@ def _ts():
     return require("tensorstore", "vault")
 
 
+@contextmanager
+def _readable(path: Path):
+    """tensorstore reports missing or corrupt keys as ValueError/RuntimeError: name the vault and the fix."""
+    try:
+        yield
+    except (ValueError, RuntimeError, OSError) as e:
+        raise DatasetError(f"vault {path} is corrupt or incomplete ({str(e).splitlines()[0]}); re-download it") \
+            from e
+
+
 def _spec(uid_dir: Path, leaf: str) -> dict:
     return {"driver": "zarr", "kvstore": {"driver": "ocdbt", "base": f"file://{uid_dir.resolve()}", "path": leaf}}
 
@@ -57,6 +68,14 @@ def _flatten(tree: dict, prefix: str = "") -> dict[str, str]:
         path = f"{prefix}{key}."
         out.update(_flatten(value, path) if isinstance(value, dict) else {path: value})
     return out
+
+
+def _shape(value) -> tuple | None:
+    """A leaf's recorded shape ("(1, 1000, 3, 30)" in flashbax's metadata); None if unreadable (only keys matter)."""
+    try:
+        return tuple(ast.literal_eval(value) if isinstance(value, str) else value)
+    except (ValueError, SyntaxError, TypeError):
+        return None
 
 
 def is_vault_dataset(path: Path) -> bool:
@@ -101,21 +120,17 @@ class VaultReader:
         shapes = self.metadata.get("structure_shape")
         if not isinstance(shapes, dict):
             raise DatasetError(f"{self.path / METADATA_FILE} lacks 'structure_shape'; not a flashbax vault")
-        self.leaf_shapes = {k: ast.literal_eval(v) if isinstance(v, str) else tuple(v)
-                            for k, v in _flatten(shapes).items()}
+        self.leaf_shapes = {k: _shape(v) for k, v in _flatten(shapes).items()}
         missing = [LEAVES[f] for f in REQUIRED if LEAVES[f] not in self.leaf_shapes]
         if missing:
             raise DatasetError(f"vault {self.path} lacks leaf/leaves {', '.join(missing)} (it has "
                                f"{', '.join(sorted(self.leaf_shapes))})")
         ts = _ts()
-        try:
+        with _readable(self.path):
             index = ts.open(_spec(self.path, VAULT_INDEX)).result()
             self.length = int(index.read().result()[0])
             self._stores = {field: ts.open(_spec(self.path, leaf)).result()
                             for field, leaf in LEAVES.items() if leaf in self.leaf_shapes}
-        except (ValueError, RuntimeError, OSError) as e:  # tensorstore raises ValueError on missing/corrupt keys
-            raise DatasetError(f"vault {self.path} is corrupt or incomplete ({str(e).splitlines()[0]}); "
-                               f"re-download it") from e
         for field, store in self._stores.items():
             if store.shape[0] != 1 or store.shape[1] < self.length:
                 raise DatasetError(f"vault {self.path}: leaf {LEAVES[field]!r} expected shape [1, >= {self.length}, "
@@ -131,12 +146,14 @@ class VaultReader:
 
     def read(self, field: str, start: int = 0, stop: int | None = None) -> np.ndarray:
         stop = self.length if stop is None else min(stop, self.length)
-        return np.asarray(self._stores[field][0, start:stop].read().result())
+        with _readable(self.path):
+            return np.asarray(self._stores[field][0, start:stop].read().result())
 
     def read_all(self) -> dict[str, np.ndarray]:
         """Every present field over [0, T), read concurrently."""
-        futures = {f: s[0, :self.length].read() for f, s in self._stores.items()}
-        return {f: np.asarray(fut.result()) for f, fut in futures.items()}
+        with _readable(self.path):
+            futures = {f: s[0, :self.length].read() for f, s in self._stores.items()}
+            return {f: np.asarray(fut.result()) for f, fut in futures.items()}
 
 
 def _episode_flags(arrays: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
