@@ -240,8 +240,16 @@ def write_omar_from_env(directory, episodes=6, seed=0, obs_noise=0.0):
 def test_omar_npy_loads_with_episode_boundaries(tmp_path):
     from marlbench.data.formats.omar import read_omar
 
+    from marlbench.data.public import task_for_source
+
     rows = write_omar_from_env(tmp_path / "simple_spread" / "expert" / "seed_0_data")
     data = read_omar(tmp_path / "simple_spread" / "expert")  # the quality dir: lowest seed
+    assert task_for_source(tmp_path / "simple_spread" / "expert" / "seed_0_data").name == "omar/spread-expert"
+    assert task_for_source(tmp_path / "simple_spread" / "expert").name == "omar/spread-expert"
+    assert task_for_source(tmp_path / "x" / "HalfCheetah-v2-6x1-medium-expert.hdf5").name == \
+        "omiga/6halfcheetah-medium-expert"
+    assert task_for_source(tmp_path / "og_marl" / "smac_v1" / "3m.vlt" / "Good").name == "og_marl/3m-good"
+    assert task_for_source(tmp_path / "elsewhere.hdf5") is None
     np.testing.assert_allclose(data.obs, rows["obs"], rtol=0, atol=1e-6)
     np.testing.assert_allclose(data.actions, rows["acs"], rtol=0, atol=1e-6)
     assert data.n_episodes == 6 and set(data.episode_lengths) == {25}
@@ -520,6 +528,9 @@ def test_convert_omiga_file_into_its_public_task(tmp_path, capsys):
     if spec_state not in (None, 14):
         assert data.state is None and "state dropped" in out and "state_dropped" in data.metadata
     assert TASKS.canonical("3hopper-medium-replay") == "omiga/3hopper-medium-replay"  # now that the data is there
+    task.dataset_path.unlink()
+    code, out, err = run_cli(capsys, "data", "convert", str(path))  # the task from OMIGA's published file name
+    assert code == 0 and "is omiga/3hopper-medium-replay" in out and task.dataset_path.exists(), err
 
 
 def test_info_reads_a_vault_directory(tmp_path, capsys):

@@ -133,6 +133,12 @@ def convert(args: argparse.Namespace) -> int:
     if len(args.names) != 1:
         raise MarlbenchError("convert takes one source: marlbench data convert SOURCE [--task T] [--out FILE]")
     task = public_task_for(args.task) if args.task else None
+    if task is None and not args.out:
+        from marlbench.data.public import task_for_source
+
+        task = task_for_source(args.names[0])  # an original file under its published name
+        if task is not None:
+            print(f"{args.names[0]} is {task.name} (from its published name); converting into its cache")
     out = _out_path(args, task)  # before the (long) load: a refused destination fails fast
     _save(load_source(args.names[0], args.format, args.uid, args.source_seed, task), out)
     return 0

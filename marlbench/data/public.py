@@ -205,6 +205,24 @@ def published_card(task: Task) -> dict | None:
     return None
 
 
+def task_for_source(path: str | os.PathLike) -> PublicTask | None:
+    """The public task an original file belongs to, from its published name: OMIGA's
+    ``HalfCheetah-v2-6x1-expert.hdf5`` (manifest ``omiga_file``), OMAR's ``.../simple_spread/expert[/seed_0_data]``
+    (``omar_dir``), OG-MARL's ``.../<scenario>.vlt/<uid>``."""
+    path = Path(path).resolve()
+    parts = path.parts if not path.name.startswith("seed_") else path.parent.parts
+    for task in public_tasks():
+        vault = get_vault(task.vault_id)
+        names = {"omiga_file": path.name, "omar_dir": "/".join(parts[-2:])}
+        for key, found in names.items():
+            if vault.get(key) and vault[key].format(quality=task.quality) == found:
+                return task
+        if path.name.lower() == task.uid.lower() and path.parent.name == f"{vault['id'].rsplit('/', 1)[1]}.vlt" \
+                and path.parent.parent.name == vault["id"].split("/")[1]:
+            return task
+    return None
+
+
 def convert_vault_task(task: PublicTask, log=print) -> Path:
     """Convert the task's unpacked vault dataset into its native file (atomic) and return the file."""
     from marlbench.data.formats.native import save_native
