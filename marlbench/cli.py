@@ -166,10 +166,13 @@ def cmd_behaviour(args: argparse.Namespace) -> int:
         print(f"training MATD3 behaviour policies on {env.name}: {cfg.env_steps} env steps, seed {cfg.seed} -> {out}")
         record = Trainer(cfg, out, command=default_command()).run()
         t = record["tiers"]
-        print(f"done in {record['train_seconds']:.0f}s: expert {t['expert']['normalised']:.1f} normalised "
-              f"({t['expert']['return_mean']:.1f}) at {t['expert']['env_steps']} env steps; medium "
-              f"{t['medium']['normalised']:.1f} ({t['medium']['return_mean']:.1f}) at {t['medium']['env_steps']}; "
-              f"uniform random {t['random_return']:.1f}")
+
+        def score(tier: dict) -> str:
+            norm = "" if tier["normalised"] is None else f"{tier['normalised']:.1f} normalised, "
+            return f"{norm}return {tier['return_mean']:.1f} at {tier['env_steps']} env steps"
+
+        print(f"done in {record['train_seconds']:.0f}s: expert {score(t['expert'])}; medium {score(t['medium'])}; "
+              f"uniform random return {t['random_return']:.1f}")
         if args.export:
             tiers.export_weights(out, Path(args.export))
             print(f"exported tier weights and manifest to {args.export}")

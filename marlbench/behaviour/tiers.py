@@ -192,10 +192,13 @@ class ActorPolicy:
     """A shipped actor as a behaviour policy for ``rollout``: deterministic actions plus Gaussian noise drawn from
     its own seeded generator, evaluated single-threaded so the output does not depend on the thread count."""
 
-    def __init__(self, spec, matd3_cfg: dict, state: dict, noise_std: float, seed: int):
+    def __init__(self, spec, matd3_cfg: dict, state: dict, noise_std: float, seed: int, observation: str = "env"):
         from marlbench.behaviour.matd3 import make_actor, squash
+        from marlbench.behaviour.trainer import actor_spec
 
-        self.actor = make_actor(spec, tuple(matd3_cfg["hidden_dims"]), matd3_cfg["layer_norm"])
+        self.observation = observation
+        self.actor = make_actor(actor_spec(spec, observation), tuple(matd3_cfg["hidden_dims"]),
+                                matd3_cfg["layer_norm"])
         self.actor.load_state_dict(state)
         self.actor.requires_grad_(False)
         self.squash, self.spec, self.noise_std = squash, spec, noise_std
@@ -203,10 +206,12 @@ class ActorPolicy:
 
     @torch.no_grad()
     def __call__(self, step) -> np.ndarray:
+        from marlbench.behaviour.trainer import actor_observations
+
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            pre = self.actor(torch.from_numpy(step.obs))[0]
+            pre = self.actor(torch.from_numpy(actor_observations(step, self.observation)))[0]
         finally:
             torch.set_num_threads(threads)
         lo, hi = float(self.spec.action_low), float(self.spec.action_high)
@@ -268,7 +273,8 @@ def generate_tier(env_name: str, quality: str, episodes: int | None = None, seed
         return rollout_transitions(env, policy, transitions, seed)
 
     def actor(state, stream: int) -> ActorPolicy:
-        return ActorPolicy(spec, mcfg, state, noise, _derived_seed(seed, 1, stream))
+        return ActorPolicy(spec, mcfg, state, noise, _derived_seed(seed, 1, stream),
+                           manifest["trainer_config"].get("actor_observation", "env"))
 
     behaviour: dict = {"noise_std": noise}
     if quality in ("expert", "medium"):

@@ -28,7 +28,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,13 +36,32 @@ import numpy as np
 import torch
 
 from marlbench.behaviour.matd3 import MATD3, MATD3Config
-from marlbench.envs.base import BatchedMultiAgentEnv
+from marlbench.envs.base import BatchedMultiAgentEnv, EnvStep
 from marlbench.errors import ConfigError, MarlbenchError
 from marlbench.registry import ENVIRONMENTS
 from marlbench.results import atomic_torch_save, atomic_write_bytes, atomic_write_json, versions
 from marlbench.spec import TaskSpec
 
 EVAL_SEED = 987_654_321  # the fixed evaluation set: the same episodes for every run, seed and checkpoint
+ACTOR_OBSERVATIONS = ("env", "state")
+
+
+def actor_observations(step: EnvStep, how: str) -> np.ndarray:
+    """What a behaviour actor sees: the task's own observations (``"env"``), or the raw global state with the
+    agent's one-hot id (``"state"``, a centralised behaviour policy; the datasets still record the task's
+    observations)."""
+    if how == "env":
+        return step.obs
+    if step.state is None:
+        raise ConfigError("actor_observation=state needs an environment that exposes a global state")
+    b, n = step.obs.shape[:2]
+    state = np.broadcast_to(step.state[:, None, :], (b, n, step.state.shape[-1]))
+    return np.concatenate([state, np.broadcast_to(np.eye(n, dtype=np.float32), (b, n, n))], -1).astype(np.float32)
+
+
+def actor_spec(spec: TaskSpec, how: str) -> TaskSpec:
+    """The spec the behaviour networks are built for (observation size per ``actor_observations``)."""
+    return spec if how == "env" else replace(spec, obs_dim=spec.state_dim + spec.n_agents)
 
 
 @dataclass(frozen=True)
@@ -88,6 +107,7 @@ class TrainerConfig:
     eval_every: int = 10_000  # env steps between evaluations, snapshots and checkpoints (rounded to rounds)
     eval_episodes: int = 500  # size of the fixed evaluation set (seed EVAL_SEED)
     threads: int = 1
+    actor_observation: str = "env"  # "env" (the task's observations) or "state" (global state + agent id)
     matd3: MATD3Config = field(default_factory=MATD3Config)
 
     def to_dict(self) -> dict:
@@ -109,6 +129,8 @@ class TrainerConfig:
     def validate(self, limit: int) -> None:
         if self.num_envs < 1 or self.env_steps < 1 or self.updates_per_step < 0 or self.eval_episodes < 1:
             raise ConfigError("num_envs, env_steps and eval_episodes must be positive, updates_per_step >= 0")
+        if self.actor_observation not in ACTOR_OBSERVATIONS:
+            raise ConfigError(f"actor_observation must be one of {ACTOR_OBSERVATIONS}, got {self.actor_observation!r}")
         if self.eval_every < self.round_steps(limit):
             raise ConfigError(f"eval_every ({self.eval_every}) must be at least one collection round "
                               f"(num_envs * episode_limit = {self.round_steps(limit)} env steps)")
@@ -178,14 +200,14 @@ class EpisodeReplay:
 # ---------------------------------------------------------------------------------------------- evaluation
 @torch.no_grad()
 def evaluate_actor(actor_fn: Callable[[torch.Tensor], torch.Tensor], env: BehaviourEnv, episodes: int,
-                   seed: int = EVAL_SEED) -> np.ndarray:
+                   seed: int = EVAL_SEED, observation: str = "env") -> np.ndarray:
     """Returns of the deterministic policy on ``episodes`` fixed episodes (sum over steps of the agent mean)."""
     e = env.make(episodes)
     step = e.reset(seed)
     returns = np.zeros(episodes)
     done = np.zeros(episodes, dtype=bool)
     for _ in range(env.spec.episode_limit):
-        step = e.step(actor_fn(torch.from_numpy(step.obs)).numpy())
+        step = e.step(actor_fn(torch.from_numpy(actor_observations(step, observation))).numpy())
         returns += step.rewards.mean(-1)
         done |= step.terminated | step.truncated
         if done.all():
@@ -217,6 +239,7 @@ class Trainer:
         self.env = get_env(cfg.env)
         spec = self.env.spec
         cfg.validate(spec.episode_limit)
+        self.spec = actor_spec(spec, cfg.actor_observation)
         self.limit = spec.episode_limit
         self.round_steps = cfg.round_steps(self.limit)  # the most one round can collect
         self.command = command
@@ -252,7 +275,7 @@ class Trainer:
             torch.set_num_threads(threads)
 
     def _run(self, final_path: Path) -> dict:
-        cfg, spec = self.cfg, self.env.spec
+        cfg, spec = self.cfg, self.spec
         torch.manual_seed(cfg.seed)
         agent = MATD3(spec, cfg.matd3)
         gen = torch.Generator().manual_seed(cfg.seed)
@@ -346,7 +369,7 @@ class Trainer:
     def _collect(self, env, agent: MATD3, replay: EpisodeReplay, gen: torch.Generator, rnd: int,
                  losses: dict[str, list[float]], warm: bool) -> dict[str, np.ndarray]:
         """One round: reset every env, run one episode each (updating the agent after every step)."""
-        cfg, spec = self.cfg, self.env.spec
+        cfg, spec = self.cfg, self.spec
         b, n, do, da, lim = cfg.num_envs, spec.n_agents, spec.obs_dim, spec.action_dim, self.limit
         obs = np.zeros((b, lim + 1, n, do), np.float32)
         acts = np.zeros((b, lim, n, da), np.float32)
@@ -354,7 +377,7 @@ class Trainer:
         terms = np.zeros((b, lim), bool)
         alive = np.zeros((b, lim), bool)  # set step by step: steps after every episode ended stay False
         step = env.reset(_derived_seed(cfg.seed, 0, rnd))
-        obs[:, 0] = step.obs
+        obs[:, 0] = actor_observations(step, cfg.actor_observation)
         done, credit = np.zeros(b, bool), 0
         for t in range(lim):
             live = int((~done).sum())
@@ -362,9 +385,10 @@ class Trainer:
                 u = torch.rand((b, n, da), generator=gen)
                 a = (spec.action_low + u * (spec.action_high - spec.action_low)).numpy()
             else:
-                a = agent.act(torch.from_numpy(step.obs), cfg.explore_std, gen).numpy()
+                a = agent.act(torch.from_numpy(obs[:, t]), cfg.explore_std, gen).numpy()
             step = env.step(a)
-            acts[:, t], rews[:, t], obs[:, t + 1] = a, step.rewards, step.obs
+            acts[:, t], rews[:, t] = a, step.rewards
+            obs[:, t + 1] = actor_observations(step, cfg.actor_observation)
             terms[:, t] = step.terminated & ~done
             alive[:, t] = ~done
             done |= step.terminated | step.truncated
@@ -384,7 +408,8 @@ class Trainer:
     def _evaluate(self, agent: MATD3, steps: int, episodes: int, train_seconds: float, losses: dict,
                   curve_path: Path) -> None:
         spec = self.env.spec
-        returns = evaluate_actor(lambda o: agent.act(o), self.env, self.cfg.eval_episodes)
+        returns = evaluate_actor(lambda o: agent.act(o), self.env, self.cfg.eval_episodes,
+                                 observation=self.cfg.actor_observation)
         mean = float(returns.mean())
         norm = spec.normalise(mean)
         snap = self.snapshot_path(steps)

@@ -50,12 +50,17 @@ def rollout_transitions(env: BatchedMultiAgentEnv, policy: Policy, transitions: 
     until at least ``transitions`` are collected, then the first whole episodes whose lengths reach that total."""
     if transitions < 1:
         raise ValueError(f"transitions must be at least 1, got {transitions}")
+    from tqdm import tqdm
+
     parts: list[dict[str, np.ndarray]] = []
     total, c = 0, 0
-    while total < transitions:
-        parts.append(_rollout_batch(env, policy, _derived_seed(seed, 0, c), env.spec.episode_limit, env.num_envs))
-        total += len(parts[-1]["rewards"])
-        c += 1
+    with tqdm(total=transitions, unit="transitions", desc=env.spec.name, disable=None, leave=False) as bar:
+        while total < transitions:
+            parts.append(_rollout_batch(env, policy, _derived_seed(seed, 0, c), env.spec.episode_limit,
+                                        env.num_envs))
+            total += len(parts[-1]["rewards"])
+            bar.update(min(len(parts[-1]["rewards"]), transitions - bar.n))
+            c += 1
     data = _merge(parts)
     ends = np.flatnonzero(data["terminals"] | data["truncations"]) + 1
     cut = int(ends[np.searchsorted(ends, transitions)])

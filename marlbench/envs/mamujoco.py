@@ -177,7 +177,11 @@ BEHAVIOUR_DEFAULTS = {
     "hidden_dims": (128, 128), "actor_lr": 3e-4, "critic_lr": 3e-4, "batch_size": 256, "gamma": 0.99,
     "tau": 0.005, "reward_scale": 1.0, "team_critic": True,
 }
-BEHAVIOUR_ENV_STEPS = {"6halfcheetah": 300_000, "3hopper": 400_000, "2ant": 400_000}
+BEHAVIOUR_ENV_STEPS = {"6halfcheetah": 160_000, "3hopper": 400_000, "2ant": 400_000}
+# What the behaviour actors see. OMIGA's observations are z-scored per vector, which hides the state's scale; the
+# Hopper and Ant policies learn from the raw global state (+ agent id) instead, i.e. they are centralised behaviour
+# policies. Their datasets still record OMIGA's observations.
+BEHAVIOUR_ACTOR_OBSERVATION = {"6halfcheetah": "env", "3hopper": "state", "2ant": "state"}
 GENERATE_CHUNK = 100  # episodes stepped together when generating datasets (100 simulators of 1,000 steps)
 DEFAULT_TRANSITIONS = 1_000_000  # OMIGA's datasets hold 1M transitions per tier
 
@@ -195,7 +199,8 @@ def register_behaviour_envs(registry) -> None:
                                  expert_score=D4RL_REFERENCES[scenario][1], normalisation_source="D4RL")
             registry.register(name, BehaviourEnv(
                 name, spec, partial(MaMuJoCoEnv, scenario=scenario, spec=spec),
-                defaults={**BEHAVIOUR_DEFAULTS, "env_steps": BEHAVIOUR_ENV_STEPS[scenario]},
+                defaults={**BEHAVIOUR_DEFAULTS, "env_steps": BEHAVIOUR_ENV_STEPS[scenario],
+                          "actor_observation": BEHAVIOUR_ACTOR_OBSERVATION[scenario]},
                 chunk=GENERATE_CHUNK, default_transitions=DEFAULT_TRANSITIONS), aliases=(scenario,))
 
 
