@@ -76,8 +76,15 @@ def export_weights(run_dir: Path, out_dir: Path, command: str | None = None) -> 
     final = json.loads((run_dir / "final.json").read_text())
     config = json.loads((run_dir / "config.json").read_text())
     curve = [json.loads(line) for line in (run_dir / "curve.jsonl").read_text().splitlines() if line.strip()]
-    tiers = final["tiers"]
     trainer = config["trainer"]
+    # normalised scores from the environment's current references (a run resumed across a change of references
+    # would otherwise mix them)
+    from marlbench.behaviour.trainer import get_env
+
+    spec = get_env(trainer["env"]).spec
+    for rec in [*curve, final["tiers"]["expert"], final["tiers"]["medium"]]:
+        rec["normalised"] = spec.normalise(rec["return_mean"])
+    tiers = final["tiers"]
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.save(_actor_state(run_dir, tiers["expert"]["snapshot"]), out_dir / "expert.pt")
     torch.save(_actor_state(run_dir, tiers["medium"]["snapshot"]), out_dir / "medium.pt")

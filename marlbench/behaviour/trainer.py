@@ -130,7 +130,8 @@ class TrainerConfig:
         if self.num_envs < 1 or self.env_steps < 1 or self.updates_per_step < 0 or self.eval_episodes < 1:
             raise ConfigError("num_envs, env_steps and eval_episodes must be positive, updates_per_step >= 0")
         if self.actor_observation not in ACTOR_OBSERVATIONS:
-            raise ConfigError(f"actor_observation must be one of {ACTOR_OBSERVATIONS}, got {self.actor_observation!r}")
+            raise ConfigError(f"actor_observation must be one of {ACTOR_OBSERVATIONS}, "
+                              f"got {self.actor_observation!r}")
         if self.eval_every < self.round_steps(limit):
             raise ConfigError(f"eval_every ({self.eval_every}) must be at least one collection round "
                               f"(num_envs * episode_limit = {self.round_steps(limit)} env steps)")
@@ -335,7 +336,6 @@ class Trainer:
             replay.add(part)
             collected += int(part["lengths"].sum())
             rnd += 1
-            done_rounds = rnd
             if collected >= next_eval or collected >= cfg.env_steps:
                 next_eval = (collected // cfg.eval_every + 1) * cfg.eval_every
                 train_seconds += time.perf_counter() - seg
@@ -348,7 +348,8 @@ class Trainer:
                 losses = {}
                 self._evaluate(agent, steps, rnd * cfg.num_envs, train_seconds, mean_losses, curve_path)
                 atomic_torch_save({
-                    "round": done_rounds, "env_steps": collected, "warm_rounds": warm_rounds, "parts": parts, "train_seconds": train_seconds, "resumes": resumes,
+                    "round": rnd, "env_steps": collected, "warm_rounds": warm_rounds, "parts": parts,
+                    "train_seconds": train_seconds, "resumes": resumes,
                     "config": cfg.to_dict(), "agent": agent.state_dict(), "optimizers": agent.optimizer_state(),
                     "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
                 }, self.checkpoint_path)
@@ -387,7 +388,7 @@ class Trainer:
             else:
                 a = agent.act(torch.from_numpy(obs[:, t]), cfg.explore_std, gen).numpy()
             step = env.step(a)
-            acts[:, t], rews[:, t] = a, step.rewards
+            acts[:, t], rews[:, t] = np.where(done[:, None, None], 0.0, a), step.rewards  # ended: nothing acted
             obs[:, t + 1] = actor_observations(step, cfg.actor_observation)
             terms[:, t] = step.terminated & ~done
             alive[:, t] = ~done

@@ -44,7 +44,12 @@ def _scenario(scenario: str) -> tuple[str, str, int, int]:
 
 
 def _make_wrapper(scenario: str, observation: str):
-    require("gymnasium_robotics", "mujoco")
+    import contextlib
+    import io
+
+    # gymnasium-robotics prints a notice about its Adroit environments' rewards on import; it does not concern us
+    with contextlib.redirect_stderr(io.StringIO()):
+        require("gymnasium_robotics", "mujoco")
     from gymnasium_robotics import mamujoco_v1
 
     gym_name, conf, _, _ = _scenario(scenario)
