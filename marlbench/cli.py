@@ -72,15 +72,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     print(f"\n{algo_cls.name} on {task.name} - profile {resolved.profile}, {resolved.protocol.steps} steps, "
           f"{resolved.protocol.eval_episodes} evaluation episodes per seed")
-    print(f"{'seed':>4}  {'return':>9}  {'normalised':>10}  {'inference ms':>12}  {'train s':>8}")
+    print(f"{'seed':>4}  {'return':>9}  {'normalised':>10}  {'inference ms':>12}  {'train s':>8}  {'eval s':>7}")
     for r in records:
         norm = "n/a" if r["normalised_score"] is None else f"{r['normalised_score']:.1f}"
         note = "  (already complete)" if r.get("skipped") else ""
+        eval_s = "n/a" if r.get("eval_seconds") is None else f"{r['eval_seconds']:.1f}"  # older records lack it
         print(f"{r['seed']:>4}  {r['return_mean']:>9.1f}  {norm:>10}  {r['inference_ms']:>12.3f}  "
-              f"{r['train_seconds']:>8.1f}{note}")
+              f"{r['train_seconds']:>8.1f}  {eval_s:>7}{note}")
     for label, key in (("return", "return_mean"), ("normalised", "normalised_score"),
-                       ("inference ms", "inference_ms"), ("train s", "train_seconds")):
-        values = [r[key] for r in records if r[key] is not None]
+                       ("inference ms", "inference_ms"), ("train s", "train_seconds"), ("eval s", "eval_seconds")):
+        values = [r[key] for r in records if r.get(key) is not None]
         if values:
             print(f"{label + ':':<14} {np.mean(values):.3f} +- {np.std(values):.3f} (mean +- std over "
                   f"{len(values)} seeds)")

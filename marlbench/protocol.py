@@ -200,8 +200,10 @@ def run_seed(
             if progress:
                 progress(step)
         if step % proto.eval_every == 0 and step < proto.steps:  # the final step gets the full evaluation
+            t0 = time.perf_counter()
             returns = evaluate(algo, task, proto.curve_eval_episodes, eval_seed)
-            append_metrics(paths.metrics, {"step": step, "curve": True, **_score(task, returns)})
+            append_metrics(paths.metrics, {"step": step, "curve": True, **_score(task, returns),
+                                           "eval_seconds": round(time.perf_counter() - t0, 3)})
         if step % proto.checkpoint_every == 0:
             save_checkpoint(step)
         segment_start = time.perf_counter()
@@ -213,9 +215,12 @@ def run_seed(
     if start < proto.steps:
         save_checkpoint(proto.steps)
 
+    t0 = time.perf_counter()
     returns = evaluate(algo, task, proto.eval_episodes, eval_seed)
+    eval_seconds = time.perf_counter() - t0  # all episodes together, one batched act() per time step
     score = _score(task, returns)
-    append_metrics(paths.metrics, {"step": proto.steps, "curve": True, "final": True, **score})
+    append_metrics(paths.metrics, {"step": proto.steps, "curve": True, "final": True, **score,
+                                   "eval_seconds": round(eval_seconds, 3)})
     latency = inference_latency_ms(algo, task, proto.latency_calls, proto.latency_warmup)
     q = statistics.quantiles(latency, n=4)
     record = {
@@ -225,7 +230,7 @@ def run_seed(
         **score,
         "episodes": proto.eval_episodes, "returns": [float(r) for r in returns], "win_rate": None,
         "inference_ms": statistics.median(latency), "inference_ms_iqr": [q[0], q[2]],
-        "train_seconds": train_seconds,
+        "train_seconds": train_seconds, "eval_seconds": eval_seconds,
         "dataset": dataset_info, "config": config, "device": str(dev), "threads": proto.threads,
         "versions": versions(), "machine": machine(), "resumed_at_steps": resumes,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "pid": os.getpid(),

@@ -182,7 +182,7 @@ BEHAVIOUR_DEFAULTS = {
     "hidden_dims": (128, 128), "actor_lr": 3e-4, "critic_lr": 3e-4, "batch_size": 256, "gamma": 0.99,
     "tau": 0.005, "reward_scale": 1.0, "team_critic": True,
 }
-BEHAVIOUR_ENV_STEPS = {"6halfcheetah": 160_000, "3hopper": 400_000, "2ant": 400_000}
+BEHAVIOUR_ENV_STEPS = {"6halfcheetah": 160_000, "3hopper": 300_000, "2ant": 300_000}
 # What the behaviour actors see. OMIGA's observations are z-scored per vector, which hides the state's scale; the
 # Hopper and Ant policies learn from the raw global state (+ agent id) instead, i.e. they are centralised behaviour
 # policies. Their datasets still record OMIGA's observations.
