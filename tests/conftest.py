@@ -40,3 +40,15 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def isolated_tasks(monkeypatch):
+    """Tasks bound by `run --dataset` (and public datasets a test places) must not change the registry or alias
+    resolution for the other tests of the worker."""
+    from marlbench.data.public import BOUND_ENV
+    from marlbench.registry import TASKS
+
+    monkeypatch.setenv(BOUND_ENV, "{}")
+    monkeypatch.setattr(TASKS, "_items", dict(TASKS._items))
+    monkeypatch.setattr(TASKS, "_aliases", dict(TASKS._aliases))

@@ -161,7 +161,7 @@ def _write_omiga_from_env(path, scenario: str, episodes: int, obs_pad: int = 0):
     return np.stack(rows["o"])[np.stack(rows["d"])[:, 0] == 0]
 
 
-def test_omiga_layout_trains_and_evaluates_in_the_environment(tmp_path, capsys, one_thread):
+def test_omiga_layout_trains_and_evaluates_in_the_environment(tmp_path, capsys, one_thread, isolated_tasks):
     """OMIGA-layout MA-MuJoCo data (observation = state + one-hot id, z-scored per vector) converts, binds to the
     suite's environment through `run --dataset` with no adapter, and evaluates there; Ant-v2's 113-d observations
     are refused against Ant-v5's 107 with the field and both shapes named."""

@@ -17,16 +17,9 @@ ts = pytest.importorskip("tensorstore")
 
 
 @pytest.fixture(autouse=True)
-def private_data_dir(tmp_path, monkeypatch):
-    """Public datasets placed by a test, and tasks bound by `run --dataset`, must not change the registry or
-    alias resolution for other tests of the session."""
-    from marlbench.data.public import BOUND_ENV
-    from marlbench.registry import TASKS
-
+def private_data_dir(tmp_path, monkeypatch, isolated_tasks):
+    """Public datasets placed by a test go to a private data directory (and the registry is restored afterwards)."""
     monkeypatch.setenv("MARLBENCH_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv(BOUND_ENV, "{}")
-    monkeypatch.setattr(TASKS, "_items", dict(TASKS._items))
-    monkeypatch.setattr(TASKS, "_aliases", dict(TASKS._aliases))
     return tmp_path / "data"
 
 

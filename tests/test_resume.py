@@ -7,8 +7,8 @@ import sys
 import time
 from pathlib import Path
 
-TIMING_FIELDS = {"inference_ms", "inference_ms_iqr", "train_seconds", "finished_at", "pid", "resumed_at_steps",
-                 "skipped"}
+TIMING_FIELDS = {"inference_ms", "inference_ms_iqr", "train_seconds", "eval_seconds", "finished_at", "pid",
+                 "resumed_at_steps", "skipped"}
 
 
 def command(results: Path) -> list[str]:
@@ -26,7 +26,7 @@ def final_record(results: Path) -> dict:
 
 def curve_and_losses(results: Path) -> list[dict]:
     (path,) = results.rglob("metrics.jsonl")
-    return [{k: v for k, v in json.loads(line).items() if k != "train_seconds"}
+    return [{k: v for k, v in json.loads(line).items() if k not in ("train_seconds", "eval_seconds")}
             for line in path.read_text().splitlines()]
 
 
