@@ -18,7 +18,7 @@ def test_batched_env_steps_like_the_wrapper(scenario):
     """Env 0 of the batch and the wrapper's own ``step`` (dict actions by agent) see the same states and rewards."""
     env = MaMuJoCoEnv(3, scenario)
     step = env.reset(5)
-    wrapper = _make_wrapper(scenario, "omiga")
+    wrapper = _make_wrapper(scenario)
     wrapper.reset(seed=int(np.random.SeedSequence(5).generate_state(3)[0]))
     np.testing.assert_allclose(wrapper.state(), step.state[0], rtol=1e-6, atol=1e-6)
     rng = np.random.default_rng(0)
@@ -74,6 +74,8 @@ def test_ended_episodes_stay_ended_and_bad_input_is_named():
         env.step(np.zeros((4, 3)))
     with pytest.raises(UnknownNameError, match="2ant"):
         MaMuJoCoEnv(1, "2antt")
+    with pytest.raises(ConfigError, match="before reset"):
+        MaMuJoCoEnv(1, "3hopper").step(np.zeros((1, 3, 1)))
 
 
 def test_episode_limit_truncates():

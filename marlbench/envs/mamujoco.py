@@ -43,7 +43,7 @@ def _scenario(scenario: str) -> tuple[str, str, int, int]:
     return SCENARIOS[scenario]
 
 
-def _make_wrapper(scenario: str, observation: str):
+def _make_wrapper(scenario: str):
     import contextlib
     import io
 
@@ -68,8 +68,7 @@ def mamujoco_spec(name: str, scenario: str, observation: str = "omiga", random_s
     if observation not in OBSERVATIONS:
         raise UnknownNameError("MA-MuJoCo observation", observation, list(OBSERVATIONS))
     n_agents, per_agent = (int(x) for x in conf.split("x"))
-    obs_dim = state_dim + n_agents if observation == "omiga" else max(_local_obs_dims(_make_wrapper(scenario,
-                                                                                                      observation)))
+    obs_dim = state_dim + n_agents if observation == "omiga" else max(_local_obs_dims(_make_wrapper(scenario)))
     return TaskSpec(
         name=name, n_agents=n_agents, obs_dim=obs_dim, action_kind="continuous", action_dim=per_agent,
         episode_limit=EPISODE_LIMIT, state_dim=state_dim, action_low=-1.0, action_high=1.0,
@@ -100,7 +99,7 @@ class MaMuJoCoEnv(BatchedMultiAgentEnv):
         self.scenario, self.observation, self.num_envs = scenario, observation, num_envs
         self.spec = spec or mamujoco_spec(f"mamujoco/{scenario}", scenario, observation)
         self.limit = min(episode_limit, self.spec.episode_limit)
-        self.wrappers = [_make_wrapper(scenario, observation) for _ in range(num_envs)]
+        self.wrappers = [_make_wrapper(scenario) for _ in range(num_envs)]
         self.sims = [w.single_agent_env for w in self.wrappers]
         self.n = len(self.wrappers[0].possible_agents)
         if self.n != self.spec.n_agents:
@@ -147,6 +146,8 @@ class MaMuJoCoEnv(BatchedMultiAgentEnv):
         return self.last
 
     def step(self, actions: np.ndarray) -> EnvStep:
+        if self.last.obs is None:
+            raise ConfigError("MaMuJoCoEnv.step() called before reset(seed)")
         actions = np.asarray(actions, dtype=np.float64)
         expected = (self.num_envs, self.n, self.spec.action_dim)
         if actions.shape != expected:
