@@ -76,7 +76,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     for r in records:
         norm = "n/a" if r["normalised_score"] is None else f"{r['normalised_score']:.1f}"
         note = "  (already complete)" if r.get("skipped") else ""
-        eval_s = "n/a" if r.get("eval_seconds") is None else f"{r['eval_seconds']:.1f}"  # older records lack it
+        eval_s = "n/a" if r.get("eval_seconds") is None else f"{r['eval_seconds']:.2f}"  # older records lack it
         print(f"{r['seed']:>4}  {r['return_mean']:>9.1f}  {norm:>10}  {r['inference_ms']:>12.3f}  "
               f"{r['train_seconds']:>8.1f}  {eval_s:>7}{note}")
     for label, key in (("return", "return_mean"), ("normalised", "normalised_score"),
