@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import lru_cache, partial
 from importlib import resources
 from pathlib import Path
 
@@ -201,9 +201,9 @@ class ActorPolicy:
 
     def __init__(self, spec, matd3_cfg: dict, state: dict, noise_std: float, seed: int, observation: str = "env"):
         from marlbench.behaviour.matd3 import make_actor, squash
-        from marlbench.behaviour.trainer import actor_spec
+        from marlbench.behaviour.trainer import actor_observations, actor_spec
 
-        self.observation = observation
+        self.observe = partial(actor_observations, how=observation)
         self.actor = make_actor(actor_spec(spec, observation), tuple(matd3_cfg["hidden_dims"]),
                                 matd3_cfg["layer_norm"])
         self.actor.load_state_dict(state)
@@ -213,12 +213,10 @@ class ActorPolicy:
 
     @torch.no_grad()
     def __call__(self, step) -> np.ndarray:
-        from marlbench.behaviour.trainer import actor_observations
-
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            pre = self.actor(torch.from_numpy(actor_observations(step, self.observation)))[0]
+            pre = self.actor(torch.from_numpy(self.observe(step)))[0]
         finally:
             torch.set_num_threads(threads)
         lo, hi = float(self.spec.action_low), float(self.spec.action_high)
@@ -237,13 +235,6 @@ class UniformPolicy:
                                 (b, n, self.spec.action_dim)).astype(np.float32)
 
 
-def _concat(parts):
-    from marlbench.data.dataset import FIELDS, Dataset
-
-    return Dataset(**{k: None if getattr(parts[0], k) is None else np.concatenate([getattr(p, k) for p in parts])
-                      for k in FIELDS})
-
-
 def generate_tier(env_name: str, quality: str, episodes: int | None = None, seed: int = 0, task: str | None = None,
                   weights: Path | None = None):
     """Roll the shipped behaviour policy of ``quality`` through ``env_name`` (bit-reproducible per arguments).
@@ -253,6 +244,7 @@ def generate_tier(env_name: str, quality: str, episodes: int | None = None, seed
     at another exported weights directory (``marlbench behaviour export``) instead of the shipped one."""
     from marlbench.behaviour.trainer import get_env
     from marlbench.data.generate import _derived_seed, rollout, rollout_transitions
+    from marlbench.data.tools import combine
 
     if quality not in TIERS:
         raise MarlbenchError(f"unknown tier {quality!r}; tiers are {', '.join(TIERS)}")
@@ -297,7 +289,7 @@ def generate_tier(env_name: str, quality: str, episodes: int | None = None, seed
             raise MarlbenchError("medium-expert needs at least 2 episodes")
         parts = [generate_tier(env_name, q, k, seed, weights=weights)
                  for q, k in (("medium", half), ("expert", None if half is None else episodes - half))]
-        data = _concat(parts)
+        data = combine(parts)
         behaviour = {"medium": manifest["tiers"]["medium"], "expert": manifest["tiers"]["expert"],
                      "episodes": {"medium": parts[0].n_episodes, "expert": parts[1].n_episodes}}
     else:  # medium-replay: the training's replay history rebuilt window by window from the actor snapshots
@@ -318,7 +310,7 @@ def generate_tier(env_name: str, quality: str, episodes: int | None = None, seed
             pol = UniformPolicy(spec, _derived_seed(seed, 1, k)) if w["actor"] is None else \
                 actor(actors[w["actor"]], k)
             parts.append(rollout(env_def.make(min(env_def.chunk, int(c))), pol, int(c), _derived_seed(seed, 2, k)))
-        data = _concat(parts)
+        data = combine(parts)
         behaviour = {"windows": [{**w, "episodes_generated": int(c)} for w, c in zip(windows, counts)],
                      "medium": manifest["tiers"]["medium"]}
     data.metadata.update({

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from marlbench.behaviour.matd3 import MATD3, MATD3Config
+from marlbench.data.generate import _derived_seed
 from marlbench.envs.base import BatchedMultiAgentEnv, EnvStep
 from marlbench.errors import ConfigError, MarlbenchError
 from marlbench.registry import ENVIRONMENTS
@@ -228,10 +229,6 @@ def uniform_returns(env: BehaviourEnv, episodes: int, seed: int = EVAL_SEED) -> 
     return evaluate_actor(uniform, env, episodes, seed)
 
 
-def _derived_seed(seed: int, *stream: int) -> int:
-    return int(np.random.SeedSequence([seed, *stream]).generate_state(1)[0])
-
-
 # ---------------------------------------------------------------------------------------------- the loop
 class Trainer:
     def __init__(self, cfg: TrainerConfig, out: Path, log: Callable[[str], None] = print,
@@ -339,14 +336,13 @@ class Trainer:
             if collected >= next_eval or collected >= cfg.env_steps:
                 next_eval = (collected // cfg.eval_every + 1) * cfg.eval_every
                 train_seconds += time.perf_counter() - seg
-                steps = collected
                 merged = {k: np.concatenate([p[k] for p in pending]) for k in pending[0]}
                 _atomic_savez(self.part_path(parts), merged)
                 parts += 1
                 pending = []
                 mean_losses = {k: float(np.mean(v)) for k, v in losses.items()}
                 losses = {}
-                self._evaluate(agent, steps, rnd * cfg.num_envs, train_seconds, mean_losses, curve_path)
+                self._evaluate(agent, collected, rnd * cfg.num_envs, train_seconds, mean_losses, curve_path)
                 atomic_torch_save({
                     "round": rnd, "env_steps": collected, "warm_rounds": warm_rounds, "parts": parts,
                     "train_seconds": train_seconds, "resumes": resumes,

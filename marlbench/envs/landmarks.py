@@ -28,6 +28,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from marlbench.data.dataset import Dataset
+from marlbench.data.generate import _derived_seed
 from marlbench.envs.base import BatchedMultiAgentEnv, EnvStep
 from marlbench.errors import ConfigError
 from marlbench.spec import TaskSpec
@@ -199,10 +200,6 @@ class ScriptedLandmarkPolicy:
     def describe(self) -> dict:
         return {"name": "scripted-landmark-assignment", "assignment": "optimal at episode start",
                 "noise_std": self.noise_std, "seed": self.seed}
-
-
-def _derived_seed(seed: int, *stream: int) -> int:
-    return int(np.random.SeedSequence([seed, *stream]).generate_state(1)[0])
 
 
 class _UniformRandomPolicy:

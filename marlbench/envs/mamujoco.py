@@ -107,7 +107,6 @@ class MaMuJoCoEnv(BatchedMultiAgentEnv):
         self.joint_index = self._joint_index(self.wrappers[0])
         self.local_dims = _local_obs_dims(self.wrappers[0])
         self.t = 0
-        self.done = np.ones(num_envs, dtype=bool)
         self.last = EnvStep(*(None,) * 4)
 
     def _joint_index(self, wrapper) -> np.ndarray:
@@ -138,7 +137,6 @@ class MaMuJoCoEnv(BatchedMultiAgentEnv):
         for sim, s in zip(self.sims, seeds):
             sim.reset(seed=int(s))
         self.t = 0
-        self.done = np.zeros(self.num_envs, dtype=bool)
         states = self._states()
         self.last = EnvStep(obs=self._observe(states), rewards=np.zeros((self.num_envs, self.n), np.float32),
                             terminated=np.zeros(self.num_envs, bool), truncated=np.zeros(self.num_envs, bool),
@@ -156,15 +154,14 @@ class MaMuJoCoEnv(BatchedMultiAgentEnv):
         self.t += 1
         reward = np.zeros(self.num_envs, np.float32)
         terminated, truncated = self.last.terminated.copy(), self.last.truncated.copy()
-        for b in np.flatnonzero(~self.done):
+        live = ~(terminated | truncated)  # episodes still running before this step
+        for b in np.flatnonzero(live):
             _, r, term, trunc, _ = self.sims[b].step(joint[b])
             reward[b] = r
             terminated[b] = term
             truncated[b] = (trunc or self.t >= self.limit) and not term
-        self.done |= terminated | truncated
         states = self._states()
         # an ended episode keeps its last observation (the simulator is not stepped again)
-        live = ~(self.last.terminated | self.last.truncated)
         obs = np.where(live[:, None, None], self._observe(states), self.last.obs)
         state = np.where(live[:, None], states.astype(np.float32), self.last.state)
         self.last = EnvStep(obs=obs, rewards=np.repeat(reward[:, None], self.n, 1), terminated=terminated,
