@@ -2,7 +2,9 @@
 `run --dataset`. Fixtures are written with the libraries the public layouts come from (tensorstore, h5py, numpy)."""
 from __future__ import annotations
 
+import io
 import json
+import struct
 
 import h5py
 import numpy as np
@@ -475,6 +477,29 @@ def test_corrupt_archive_leaves_nothing(tmp_path, capsys, private_data_dir, monk
         assert not (private_data_dir / "downloads" / "omar__mpe__simple_spread.zip").exists()
     finally:
         server.close()
+
+
+def test_unpack_names_every_kind_of_damage(tmp_path):
+    """A flipped byte may break the deflate stream (zlib.error) or only the CRC; either is a DatasetError."""
+    import zipfile
+
+    from marlbench.data.download import unpack
+
+    payload, _ = zipped_vault(tmp_path)
+    with zipfile.ZipFile(io.BytesIO(payload)) as zf:
+        info = max(zf.infolist(), key=lambda i: i.compress_size)
+    name_len, extra_len = struct.unpack_from("<HH", payload, info.header_offset + 26)  # local file header
+    start = info.header_offset + 30 + name_len + extra_len
+    for position in range(start, start + info.compress_size, max(1, info.compress_size // 16)):
+        bad = bytearray(payload)
+        bad[position] ^= 0xFF
+        archive = tmp_path / f"bad_{position}.zip"
+        archive.write_bytes(bytes(bad))
+        target = tmp_path / "out" / "simple_spread.vlt"
+        with pytest.raises(DatasetError, match="corrupt"):
+            unpack(archive, "omar/mpe/simple_spread", target)
+        assert not target.exists()
+        assert not (tmp_path / "out").exists() or leftovers(tmp_path / "out") == []
 
 
 def test_unreachable_host_one_line_error(capsys, monkeypatch):

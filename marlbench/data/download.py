@@ -23,6 +23,7 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -176,7 +177,8 @@ def unpack(archive: Path, vault_id: str, target: Path) -> Path:
                     if p.is_absolute() or ".." in p.parts:
                         raise DatasetError(f"archive {archive.name} holds an unsafe path {member!r}; refused")
                 zf.extractall(tmp)
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as e:
+        # a damaged deflate stream fails inside zlib before the CRC check can
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError) as e:
             raise DatasetError(f"archive {archive.name} is corrupt or not a zip file ({e})") from None
         found = sorted(tmp.rglob(scenario_dir), key=lambda p: len(p.parts))
         found = [p for p in found if p.is_dir() and vault_uids(p)]
