@@ -48,7 +48,8 @@ def ensure_dataset(task: Task, log: Callable[[str], None] = print) -> Path:
     task.require_runnable()
     path = task.dataset_path
     if not path.exists():
-        log(f"generating dataset {task.name} ({task.default_episodes} episodes) -> {path}")
+        size = f"{task.default_episodes} episodes" if task.default_episodes else "its default size"
+        log(f"generating dataset {task.name} ({size}) -> {path}")
         t0 = time.perf_counter()
         dataset = task.generate(task.default_episodes, 0)
         save_native(dataset, path)

@@ -89,8 +89,10 @@ def test_auto_entropy_lowers_the_temperature_above_the_target_entropy():
     assert algo.log_alpha.item() < 0.0
 
 
+# 4000 of the quick profile's 8000 steps keep the suite's slowest test short (measured seed 0: 54.5 at 4000 steps,
+# 80.5 at 8000; random 0.1).
 def test_learns_spread(tmp_path, spread_dataset):
-    score, random = train_and_score("macql", "mpe/spread-scripted", tmp_path)
+    score, random = train_and_score("macql", "mpe/spread-scripted", tmp_path, steps=4000)
     assert score >= random + MARGIN
 
 
