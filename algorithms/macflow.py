@@ -57,6 +57,8 @@ class MACFlowConfig(AlgoConfig):
     q_guidance: bool = True
     deploy: Literal["onestep", "flow"] = "onestep"
     critic: Literal["igm", "centralised"] = "igm"  # Fig. 8: individual Q_i under IGM, or one centralised Q
+    # Policy noise z when acting: redrawn every step (FQL), z = 0, or fixed per episode (reference code)
+    eval_noise: Literal["step", "zero", "episode"] = "step"
 
     def validate(self) -> None:
         if self.flow_steps < 1 or self.critic_ensemble < 1 or self.alpha < 0:
@@ -182,26 +184,69 @@ class MACFlow(Algorithm, name="macflow", continuous=True, discrete=True):
         qs = self.q_members(self.critic, obs, batch.actions)  # [E, B, N]
         critic_loss = ((qs.mean(-1, keepdim=True) if cfg.td_target == "mixed" else qs) - target).square().mean()
 
-        # Stage II, Eq. (9): -Q_tot(o, mu_w(o, z)) + alpha * distance(mu_w(o, z), mu_phi(o, z)), same z.
-        out = self.one_step(obs, actor_noise)
+        losses = {"flow_loss": flow_loss, "critic_loss": critic_loss,
+                  **self.actor_terms(obs, batch.legals, actor_noise, teacher), "q_mean": qs.mean().detach()}
+        return losses
+
+    def actor_terms(self, obs: Tensor, legals: Tensor | None, noise: Tensor, teacher: Tensor) -> dict[str, Tensor]:
+        """Stage II, Eq. (9): alpha * distance(mu_w(o, z), mu_phi(o, z)) with the SAME z, and -Q_tot(o, mu_w(o, z)).
+
+        Returns ``distill_loss`` and, with Q guidance, ``q_loss`` (the term as it enters the total loss) and
+        ``q_pi`` (the raw mean Q_tot of the one-step actions, detached: what ``q_loss`` hides when normalised)."""
+        cfg, discrete = self.cfg, not self.spec.continuous
+        b, n = obs.shape[:2]
+        out = self.one_step(obs, noise)
         if discrete:
-            logits = masked(out, batch.legals)
+            logits = masked(out, legals)
             per_agent = F.cross_entropy(logits.flatten(0, 1), teacher.flatten(), reduction="none").view(b, n)
             policy = logits.softmax(-1)  # differentiable relaxation: Q_i in expectation under pi_i
         else:
             per_agent = (out - teacher).square().sum(-1)
             policy = self.clip(out)
-        distill_loss = per_agent.sum(1).mean() if cfg.distill_reduction == "sum" else per_agent.mean() / (
-            1 if discrete else da)
-        losses = {"flow_loss": flow_loss, "critic_loss": critic_loss, "distill_loss": distill_loss}
+        # "sum": over agents and action dims, per sample (Eq. 9); "mean": over every element (reference code)
+        terms = {"distill_loss": per_agent.sum(1).mean() if cfg.distill_reduction == "sum"
+                 else per_agent.mean() / (1 if discrete else self.spec.action_dim)}
         if cfg.q_guidance:
             self.critic.requires_grad_(False)  # the actor's Q term must not train the critic
             q_tot = self.aggregate(self.q_members(self.critic, obs, policy)).mean(-1)
             self.critic.requires_grad_(True)
             q_loss = -q_tot.mean()
-            losses["q_loss"] = q_loss / q_tot.abs().mean().detach().clamp_min(1e-6) if cfg.normalize_q_loss else q_loss
-        losses["q_mean"] = qs.mean().detach()
-        return losses
+            if cfg.normalize_q_loss:
+                q_loss = q_loss / q_tot.abs().mean().detach().clamp_min(1e-6)
+            terms.update(q_loss=q_loss, q_pi=q_tot.mean().detach())
+        return terms
+
+    def q_tot(self, obs: Tensor, actions: Tensor) -> Tensor:
+        """Q_tot(o, a) [B] under the online critic (mean mixer over agents, ensemble aggregated)."""
+        return self.aggregate(self.q_members(self.critic, obs, actions)).mean(-1)
+
+    def diagnostics(self, batch: Batch) -> dict[str, float]:
+        """Is the Q term alive? On a batch no update used:
+        - ``grad_ratio_distill_q``: ||grad_w alpha * distill|| / ||grad_w q_loss|| over the one-step policies'
+          weights (>> 1: the policy is a copy of the flow and Q guidance is dead);
+        - ``q_pi_minus_q_data``: Q_tot(o, deployed one-step action) - Q_tot(o, dataset action), and the same for
+          the flow's own sample (``q_flow_minus_q_data``)."""
+        cfg, obs, discrete = self.cfg, batch.obs, not self.spec.continuous
+        noise = torch.randn(*obs.shape[:2], self.spec.action_dim, device=obs.device)
+        teacher = self.flow_actions(obs, noise)
+        if discrete:
+            teacher = masked(teacher, batch.legals).argmax(-1)
+        terms = self.actor_terms(obs, batch.legals, noise, teacher)
+        params = [p for p in self.actor.parameters() if p.requires_grad]
+        norm = lambda grads: torch.sqrt(sum(g.square().sum() for g in grads))  # noqa: E731
+        out = {"diag_distill_loss": terms["distill_loss"].detach(),
+               "grad_norm_distill": norm(torch.autograd.grad(cfg.alpha * terms["distill_loss"], params,
+                                                             retain_graph="q_loss" in terms))}
+        if "q_loss" in terms:
+            out["grad_norm_q"] = norm(torch.autograd.grad(terms["q_loss"], params))
+            out["grad_ratio_distill_q"] = out["grad_norm_distill"] / out["grad_norm_q"].clamp_min(1e-12)
+        with torch.no_grad():
+            q_data = self.q_tot(obs, batch.actions)
+            q_pi = self.q_tot(obs, self.act(obs, batch.legals))
+            q_flow = self.q_tot(obs, teacher)
+        out.update(q_data=q_data.mean(), q_pi_minus_q_data=(q_pi - q_data).mean(),
+                   q_flow_minus_q_data=(q_flow - q_data).mean())
+        return {k: float(v) for k, v in out.items()}
 
     def update(self, batch: Batch) -> dict[str, Tensor]:
         losses = self.losses(batch)
@@ -214,9 +259,24 @@ class MACFlow(Algorithm, name="macflow", continuous=True, discrete=True):
         polyak_update(self.target_critic, self.critic, self.cfg.tau)
         return {k: v.detach() for k, v in losses.items()}
 
+    def start_episodes(self, count: int) -> None:
+        self.episode_noise = None  # eval_noise="episode": drawn at the first act() of these episodes
+
+    def policy_noise(self, obs: Tensor) -> Tensor:
+        """z for acting: redrawn every step (FQL), zero, or fixed for each episode (reference code)."""
+        shape = (*obs.shape[:-1], self.spec.action_dim)
+        if self.cfg.eval_noise == "zero":
+            return torch.zeros(shape, device=obs.device)
+        if self.cfg.eval_noise == "episode":
+            noise = getattr(self, "episode_noise", None)
+            if noise is None or noise.shape != shape:  # a new set of episodes (or a lone latency call)
+                self.episode_noise = noise = torch.randn(shape, device=obs.device)
+            return noise
+        return torch.randn(shape, device=obs.device)
+
     @torch.no_grad()
     def act(self, obs: Tensor, legals: Tensor | None = None) -> Tensor:
-        noise = torch.randn(*obs.shape[:-1], self.spec.action_dim, device=obs.device)
+        noise = self.policy_noise(obs)
         if self.cfg.deploy == "flow":
             out = self.flow_actions(obs, noise)
         else:

@@ -200,7 +200,10 @@ def _run_row(seed_dir: Path, final: dict, config: dict | None, warnings: list[st
     benchmark, scenario, quality = refs.split_task(task)
     dataset = final.get("dataset") or {}
     if config is not None:
-        for key in ("run_id", "task", "seed"):  # config.json's "algorithm" holds the algorithm's config
+        # records written before config.json nested the configs under "config" held the algorithm's config in
+        # "algorithm"; only a name is compared
+        keys = ("run_id", "task", "seed") + (("algorithm",) if isinstance(config.get("algorithm"), str) else ())
+        for key in keys:
             if key in config and config[key] != final.get(key):
                 warnings.append(f"{seed_dir}: config.json {key}={config[key]!r} but final.json has "
                                 f"{final.get(key)!r}")

@@ -2,12 +2,20 @@
 
 Critic    Q_i(s, o_i, .) over all actions (discrete) or Q_i(s, o_i, a_i) (continuous), s the global state or the
           joint observation; convex mixer Q_tot = sum_i k_i(s) Q_i with k = |w(s)| / sum_j |w_j(s)|. The target uses
-          only dataset actions: with the next dataset actions a' (``Batch.next_actions``),
-            y = r + gamma (1 - d) * B softmax_batch(Q'_tot(s', a') / beta_Q) * Q'_tot(s', a'),   beta_Q = 1000,
-          (the reference's importance weights over the batch), loss (Q_tot(s, a) - y)^2 on the team reward.
+          only dataset actions a' (``Batch.next_actions``), with in-sample weights over the batch
+            w = B softmax_batch(Q'_tot(s', a') / (beta_Q sigma)),   sigma = batch std of Q'_tot (ICQ Eq. 9-10).
+          Default (``critic_weighting=td_error``): loss mean[w (Q_tot(s, a) - y)^2], y = r + gamma (1 - d) Q'_tot.
+          Reference (``target``): y = r + gamma (1 - d) w Q'_tot(s', a'), loss mean[(Q_tot(s, a) - y)^2].
 Actor     decentralised pi_i(a_i | o_i); advantage A_i = Q_i(a_i) - sum_a pi_i(a) Q_i(a) (detached) and loss
-            -mean[k_i(s) * B softmax_batch(A_i / beta_pi) * log pi_i(a_i)],   beta_pi = 0.1,
+            -mean[k_i(s) * B softmax_batch(A_i / (beta_pi sigma_i)) * log pi_i(a_i)],   sigma_i = batch std of A_i,
           the softmax over the batch per agent. Acting: the most likely legal action / the Gaussian mean.
+Scale     ``weight_scale=std`` (default) divides both softmax arguments by their batch std, so the weights are the
+          same for Q and a Q + b: temperatures are in std units (beta_Q 10, beta_pi 1). ``weight_scale=raw`` is the
+          reference (beta_Q 1000, beta_pi 0.1 on raw values, tuned at SMAC's Q of about 10). At Spread's Q of about
+          1500 the raw forms fail (docs/ALGORITHMS.md): the critic weights span 0.5-1.9, so the shifted target
+          climbs about 70 per backup, and the actor's effective sample size falls to about 1.4 of 64.
+          The reference form is ``--set weight_scale=raw critic_weighting=target critic_beta=1000 policy_beta=0.1``
+          (the ``icq-reference`` preset).
 Continuous  (no reference code): an unsquashed Gaussian policy (mean in the box, learned state-independent std, so
           dataset actions on the box boundary keep finite log-densities) and the baseline sum_a pi(a) Q_i(a) estimated
           by the mean Q_i over ``baseline_samples`` actions sampled from pi_i.
@@ -21,6 +29,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
@@ -32,13 +41,15 @@ from marlbench.errors import ConfigError
 from marlbench.heads import AgentQ, CategoricalActor, GaussianActor
 from marlbench.mixers import MixerKind, mixer_state
 from marlbench.nn import make_adam
-from marlbench.rl import batch_softmax_weights, make_mixer, td_target, update_target
+from marlbench.rl import batch_softmax_weights, effective_sample_size, make_mixer, td_target, update_target
 
 
 @dataclass
 class ICQConfig(AlgoConfig):
-    critic_beta: float = 1000.0  # temperature of the critic target's in-sample weights (reference)
-    policy_beta: float = 0.1  # temperature of the actor's advantage weights (reference)
+    critic_beta: float = 10.0  # temperature of the critic's in-sample weights (std units; reference 1000 raw)
+    policy_beta: float = 1.0  # temperature of the actor's advantage weights (std units; reference 0.1 raw)
+    weight_scale: Literal["std", "raw"] = "std"  # std: softmax of standardised values (scale-free); raw: reference
+    critic_weighting: Literal["td_error", "target"] = "td_error"  # weight the TD error, or shift the target (ref.)
     mixer: MixerKind = "convex"  # sum_i k_i(s) Q_i, k >= 0, sum 1 (card); "linear" adds a bias, mean/sum fix k
     mixer_embed: int = 128
     target_update_period: int = 0  # 0: Polyak tau every step; > 0: hard copy every that many steps (reference)
@@ -81,21 +92,25 @@ class ICQ(Algorithm, name="icq", continuous=True, discrete=True):
         return mixer.agent_weights(s)
 
     def in_sample_target(self, batch: Batch) -> tuple[Tensor, Tensor]:
-        """(y [B], weights [B]): the critic target from the next DATASET actions only, with batch-softmax weights."""
+        """(y [B], weights [B]): the critic target from the next DATASET actions only, and its batch-softmax
+        weights (folded into y for ``critic_weighting=target``, else applied to the squared TD error)."""
+        cfg = self.cfg
         s, x = self.critic_input(batch.next_obs, batch.next_state)
         q_next = self.target_q["mixer"](self.target_q["critic"](x, batch.next_actions)[0], s)  # [B]
-        weights = batch_softmax_weights(q_next, self.cfg.critic_beta)
-        return td_target(batch.rewards.mean(-1), batch.dones, weights * q_next, self.cfg.gamma), weights
+        weights = batch_softmax_weights(q_next, cfg.critic_beta, standardise=cfg.weight_scale == "std")
+        next_value = weights * q_next if cfg.critic_weighting == "target" else q_next
+        return td_target(batch.rewards.mean(-1), batch.dones, next_value, cfg.gamma), weights
 
     def losses(self, batch: Batch) -> dict[str, Tensor]:
         if batch.next_actions is None:
             raise ValueError("icq needs the next dataset actions (Batch.next_actions) for its in-sample target")
         cfg, critic = self.cfg, self.q["critic"]
         with torch.no_grad():
-            y, _ = self.in_sample_target(batch)
+            y, critic_weights = self.in_sample_target(batch)
         s, x = self.critic_input(batch.obs, batch.state)
         q_data = critic(x, batch.actions)[0]  # [B, N]
-        critic_loss = (self.q["mixer"](q_data, s) - y).square().mean()
+        td_error = (self.q["mixer"](q_data, s) - y).square()
+        critic_loss = (critic_weights * td_error if cfg.critic_weighting == "td_error" else td_error).mean()
 
         with torch.no_grad():  # advantage of the dataset action over the policy's expected Q_i
             if self.spec.continuous:
@@ -104,14 +119,18 @@ class ICQ(Algorithm, name="icq", continuous=True, discrete=True):
                 baseline = critic(xs, samples)[0].mean(0)
             else:
                 baseline = (self.actor.probs(batch.obs, batch.legals) * critic.all_actions(x)[0]).sum(-1)
-            weights = batch_softmax_weights(q_data - baseline, cfg.policy_beta)  # [B, N], softmax over B per agent
+            # [B, N], softmax over B per agent
+            weights = batch_softmax_weights(q_data - baseline, cfg.policy_beta, standardise=cfg.weight_scale == "std")
             k = self.agent_weights(s)
         if self.spec.continuous:
             logp = self.actor.log_prob(batch.obs, batch.actions)
         else:
             logp = self.actor.log_prob(batch.obs, batch.actions, batch.legals)
         actor_loss = -(k * weights * logp).mean()
-        return {"critic_loss": critic_loss, "actor_loss": actor_loss, "q_mean": q_data.mean().detach()}
+        # mechanism: how many transitions each actor update really imitates, and how far the critic weights spread
+        return {"critic_loss": critic_loss, "actor_loss": actor_loss, "q_mean": q_data.mean().detach(),
+                "actor_ess": effective_sample_size(weights).mean(), "critic_weight_min": critic_weights.min(),
+                "critic_weight_max": critic_weights.max()}
 
     def update(self, batch: Batch) -> dict[str, Tensor]:
         losses = self.losses(batch)

@@ -14,8 +14,13 @@ Continuous  squashed Gaussian policy pi_i(a_i | o_i); y = r + gamma (1 - d) mixe
           a ~ pi(o) reparameterised, + 1e-3 ||pre-tanh mean||^2; Polyak tau = 0.005. Acting: the tanh mean.
 
 One combined loss, one backward pass and one Adam step per update (the critic is frozen in the actor's term).
-Options: ``td_target="individual"`` is independent Q-learning per agent on r_i (App. H.2 says the paper's
-discrete CQL runs used it); ``entropy="auto"`` adds the reference code's SAC temperature (target entropy -|A|).
+Reference-code parts the paper's card does not mention, on by default: SAC's automatic temperature
+(``entropy="auto"``, target entropy -|A|; the actor loss gains alpha log pi) and the behaviour-cloning warm start
+(``bc_warmup_steps``, the reference's ``policy_eval_start``: for the first updates the actor minimises
+alpha log pi - log pi(a_data), never Q; 40k of 1M steps there, 5% of the budget here: 10k of the paper profile's
+2e5, 400 of the quick profile's 8k). ``entropy="none" bc_warmup_steps=0`` is the card's plain form.
+Option: ``td_target="individual"`` is independent Q-learning per agent on r_i (App. H.2 says the paper's
+discrete CQL runs used it). Per-tier CQL weights (OMAR's Spread settings) are the ``macql-omar-spread`` preset.
 """
 from __future__ import annotations
 
@@ -46,11 +51,14 @@ class MACQLConfig(AlgoConfig):
     td_target: Literal["mixed", "individual"] = "mixed"  # TD on Q_tot (paper F.1) or per agent (App. H.2)
     target_update_period: int = 200  # discrete: hard copy every 200 steps (paper); continuous uses Polyak tau
     policy_reg: float = 1e-3  # continuous actor: weight of ||pre-tanh mean||^2
-    entropy: Literal["none", "auto"] = "none"  # "auto": SAC temperature tuning as in the CQL reference code
+    entropy: Literal["none", "auto"] = "auto"  # "auto": SAC temperature tuning as in the CQL reference code
+    bc_warmup_steps: int = 10_000  # continuous: actor trained by BC alone for this many updates (policy_eval_start)
 
     def validate(self) -> None:
-        if self.cql_weight < 0 or self.cql_samples < 1 or self.critic_ensemble < 1 or self.policy_reg < 0:
-            raise ConfigError("macql needs cql_weight >= 0, cql_samples >= 1, critic_ensemble >= 1, policy_reg >= 0")
+        if self.cql_weight < 0 or self.cql_samples < 1 or self.critic_ensemble < 1 or self.policy_reg < 0 \
+                or self.bc_warmup_steps < 0:
+            raise ConfigError("macql needs cql_weight >= 0, cql_samples >= 1, critic_ensemble >= 1, policy_reg >= 0 "
+                              "and bc_warmup_steps >= 0")
         if self.td_target == "individual" and self.mixer != "mean":
             raise ConfigError("macql td_target=individual trains each Q_i on its own reward: no mixer (keep mean)")
 
@@ -115,13 +123,17 @@ class MACQL(Algorithm, name="macql", continuous=True, discrete=True):
         obs_s = obs.expand(s, *obs.shape)
         cql = cql_penalty_continuous(lambda a: critic(obs_s, a), q_data, proposals)
 
-        # actor: -Q_tot(o, a ~ pi(o)) + policy_reg ||pre-tanh mean||^2 (+ alpha log pi), the critic frozen
+        # actor: -Q_tot(o, a ~ pi(o)) + policy_reg ||pre-tanh mean||^2 (+ alpha log pi), the critic frozen;
+        # during the warm start -log pi(a_data) replaces -Q_tot
         actions, logp = self.actor.sample(obs)
-        self.q.requires_grad_(False)
-        q_pi = self.mix(self.q, critic(obs, actions).min(0).values, obs, batch.state)
-        self.q.requires_grad_(True)
         mu, _ = self.actor.distribution(obs)
-        actor_loss = -q_pi.mean() + cfg.policy_reg * mu.square().sum(-1).mean()
+        if int(self.steps) < cfg.bc_warmup_steps:
+            objective = -self.actor.log_prob(obs, batch.actions).mean()
+        else:
+            self.q.requires_grad_(False)
+            objective = -self.mix(self.q, critic(obs, actions).min(0).values, obs, batch.state).mean()
+            self.q.requires_grad_(True)
+        actor_loss = objective + cfg.policy_reg * mu.square().sum(-1).mean()
         out = {"critic_loss": td + cfg.cql_weight * cql, "td_loss": td, "cql_penalty": cql, "actor_loss": actor_loss,
                "q_mean": q_data.mean().detach()}
         if cfg.entropy == "auto":

@@ -6,9 +6,12 @@ Critic   per-agent twin critics Q^k_i(o_i, a_i) with the per-agent reward, TD3 c
          the CQL term  cql_alpha * mean[log sum_j exp(Q(o, a_j) - log p(a_j)) - Q(o, a_data)]  over 10 uniform
          actions per state (weight 3.0, App. F.1), for each twin.
 Search   per agent, ``search_iterations`` (3) rounds of sampling ``search_samples`` (10) actions from N(mu, sigma^2)
-         (clipped to the box), scored by Q^1_i, with mu/sigma refit to the ``search_elites`` (10) best
-         (marlbench.rl.cem_search). The search starts at mu = 0, sigma = 2.0 (the reference's ``omar_mu``,
-         ``omar_sigma``), not at the policy's action (option ``search_init=policy``).
+         (clipped to the box), scored by Q^1_i, then a refit (marlbench.rl.cem_search): by default mu = the
+         softmax(Q^1 / search_temperature)-weighted mean of the samples, as the reference's MPE branch;
+         ``search_refit=elites`` refits to the ``search_elites`` best of the samples and the previous elites (its
+         MA-MuJoCo branch). A plain top-10-of-10 refit is the sample mean and never refines (App. F.1's
+         "10 samples, 10 elites" read literally). The search starts at mu = 0, sigma = 2.0 (the reference's
+         ``omar_mu``, ``omar_sigma``), not at the policy's action (option ``search_init=policy``).
          a_hat_i = the better of pi_i(o_i) and the search's best action under Q^1_i (so Q(a_hat) >= Q(pi)).
 Actor    loss = tau_mix * ||pi(o) - a_hat||^2 - (1 - tau_mix) * Q^1(o, pi(o)) + 1e-3 * ||u||^2, tau_mix = 0.7,
          u = the policy's pre-tanh output; squared norms are means over agents and action dims (F.mse_loss, as the
@@ -47,6 +50,8 @@ class OMARConfig(AlgoConfig):
     search_iterations: int = 3  # App. F.1 (reference MA-MuJoCo: 2 iterations, 20 samples, 5 elites)
     search_samples: int = 10
     search_elites: int = 10
+    search_refit: Literal["softmax", "elites"] = "softmax"  # reference MPE branch / MA-MuJoCo branch
+    search_temperature: float = 1.0  # softmax refit temperature on raw Q^1 (reference: 1)
     search_init: Literal["fixed", "policy"] = "fixed"  # fixed: N(search_mean, search_std^2) as the reference
     search_mean: float = 0.0
     search_std: float = 2.0
@@ -61,8 +66,8 @@ class OMARConfig(AlgoConfig):
     def validate(self) -> None:
         if not 1 <= self.search_elites <= self.search_samples or self.search_iterations < 1:
             raise ConfigError("omar needs search_iterations >= 1 and 1 <= search_elites <= search_samples")
-        if not 0.0 <= self.mix <= 1.0 or self.cql_samples < 1 or self.search_std <= 0:
-            raise ConfigError("omar needs 0 <= mix <= 1, cql_samples >= 1 and search_std > 0")
+        if not 0.0 <= self.mix <= 1.0 or self.cql_samples < 1 or self.search_std <= 0 or self.search_temperature <= 0:
+            raise ConfigError("omar needs 0 <= mix <= 1, cql_samples >= 1, search_std > 0 and search_temperature > 0")
 
 
 class OMAR(Algorithm, name="omar", continuous=True, discrete=False):
@@ -125,7 +130,8 @@ class OMAR(Algorithm, name="omar", continuous=True, discrete=False):
         q_pi = self.q1(obs, pi)  # [B, N]
         mean = pi if cfg.search_init == "policy" else torch.full_like(pi, cfg.search_mean)
         best_a, best_q = cem_search(lambda a: self.q1(obs, a), mean, cfg.search_std, self.actor.box,
-                                    cfg.search_iterations, cfg.search_samples, cfg.search_elites)
+                                    cfg.search_iterations, cfg.search_samples, cfg.search_elites,
+                                    cfg.search_refit, cfg.search_temperature)
         keep = q_pi >= best_q
         return torch.where(keep.unsqueeze(-1), pi, best_a), torch.where(keep, q_pi, best_q), q_pi
 
@@ -143,8 +149,9 @@ class OMAR(Algorithm, name="omar", continuous=True, discrete=False):
         reg = (pre if cfg.action_reg_on == "pre_tanh" else pi).square().mean()
         imitation = F.mse_loss(pi, a_hat)
         loss = cfg.mix * imitation - (1 - cfg.mix) * q_term + cfg.action_reg * reg
+        # mechanism: how much the search improves on pi, and how often it wins at all
         return {"actor_loss": loss, "imitation_loss": imitation.detach(),
-                "search_gain": (q_hat - q_pi.detach()).mean()}
+                "search_gain": (q_hat - q_pi.detach()).mean(), "search_win_rate": (q_hat > q_pi.detach()).float().mean()}
 
     def _step(self, loss: Tensor, optimizer: torch.optim.Optimizer, *modules: torch.nn.Module) -> None:
         optimizer.zero_grad(set_to_none=True)

@@ -67,6 +67,14 @@ class Algorithm(nn.Module):
     def act(self, obs: Tensor, legals: Tensor | None = None) -> Tensor:
         """Joint action for obs [B, N, obs_dim]: [B, N, action_dim] floats or [B, N] ints. Decentralised."""
 
+    def diagnostics(self, batch: Batch) -> dict[str, float]:
+        """Mechanism measurements on a batch the update did not see (gradient ratios, Q(pi) - Q(data), ...),
+        logged beside the losses. Called by the protocol under its own RNG stream; the default measures nothing."""
+        return {}
+
+    def start_episodes(self, count: int) -> None:
+        """Called when ``count`` evaluation episodes start together (e.g. to draw per-episode policy noise)."""
+
     # -- checkpointing: every nn.Module is in state_dict(); optimizers are found among the attributes
     def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {k: v for k, v in vars(self).items() if isinstance(v, torch.optim.Optimizer)}

@@ -5,7 +5,8 @@
 - ``cql_penalty_discrete`` / ``cql_penalty_continuous``: CQL's conservative term (Kumar et al. 2020, Eq. 4 with
   the importance-sampled log-sum-exp of App. F for continuous actions).
 - ``cem_search``: OMAR's sampling (cross-entropy) search for a higher-Q action per agent (Pan et al. 2022, Sec. 4.2).
-- ``batch_softmax_weights``: softmax over the batch, as ICQ's in-sample weights.
+- ``batch_softmax_weights``: softmax over the batch, as ICQ's in-sample weights (optionally on standardised
+  scores); ``effective_sample_size``: Kish's ESS of such weights.
 - ``update_target``: hard target copy every P steps or Polyak averaging; ``make_mixer``: a task's Mixer.
 """
 from __future__ import annotations
@@ -55,32 +56,61 @@ def cql_penalty_continuous(q_fn: Callable[[Tensor], Tensor], q_data: Tensor,
 
 @torch.no_grad()
 def cem_search(q_fn: Callable[[Tensor], Tensor], mean: Tensor, std: float | Tensor, box: ActionBox,
-               iterations: int, samples: int, elites: int) -> tuple[Tensor, Tensor]:
+               iterations: int, samples: int, elites: int, refit: str = "softmax",
+               temperature: float = 1.0) -> tuple[Tensor, Tensor]:
     """Per agent, ``iterations`` rounds of: sample ``samples`` actions from N(mean, std^2) (clipped to the box),
-    score them with ``q_fn(actions [S, B, N, da]) -> [S, B, N]``, refit mean/std to the ``elites`` best.
+    score them with ``q_fn(actions [S, B, N, da]) -> [S, B, N]``, then refit mean and std:
+
+    - ``refit="softmax"`` (OMAR reference, MPE): mean = sum_j softmax(Q_j / temperature) a_j, std = the RMS
+      distance of the samples to that mean;
+    - ``refit="elites"`` (OMAR reference, MA-MuJoCo): mean/std of the ``elites`` best among this round's samples
+      and the previous round's elites (carried forward, so elites == samples still refines).
 
     Returns the best action seen [B, N, da] and its Q [B, N]. Every agent searches independently (OMAR's critics
     are individual), all agents and batch rows at once.
     """
     if not 1 <= elites <= samples:
         raise ValueError(f"need 1 <= elites <= samples, got elites={elites}, samples={samples}")
+    if refit not in ("softmax", "elites"):
+        raise ValueError(f"refit must be 'softmax' or 'elites', got {refit!r}")
     std = torch.as_tensor(std, dtype=mean.dtype, device=mean.device).expand_as(mean)
     best_a, best_q = mean.clone(), torch.full(mean.shape[:-1], -torch.inf, device=mean.device)
+    kept_a = kept_q = None
     for _ in range(iterations):
         cand = box.clip(mean + std * torch.randn(samples, *mean.shape, device=mean.device))  # [S, B, N, da]
         q = q_fn(cand)  # [S, B, N]
-        top_q, top_i = q.topk(elites, dim=0)
-        top = cand.gather(0, top_i.unsqueeze(-1).expand(-1, *cand.shape[1:]))
-        mean, std = top.mean(0), top.std(0, unbiased=False).clamp_min(1e-3) if elites > 1 else std
-        improved = top_q[0] > best_q
-        best_q = torch.where(improved, top_q[0], best_q)
-        best_a = torch.where(improved.unsqueeze(-1), top[0], best_a)
+        top_q, top_i = q.max(0)
+        top = cand.gather(0, top_i[None, ..., None].expand(1, *cand.shape[1:]))[0]
+        improved = top_q > best_q
+        best_q = torch.where(improved, top_q, best_q)
+        best_a = torch.where(improved.unsqueeze(-1), top, best_a)
+        if refit == "softmax":
+            w = torch.softmax(q / temperature, dim=0).unsqueeze(-1)  # [S, B, N, 1]
+            mean = (w * cand).sum(0)
+            std = (cand - mean).square().mean(0).sqrt().clamp_min(1e-3)
+        else:
+            pool_a = cand if kept_a is None else torch.cat([cand, kept_a])
+            pool_q = q if kept_q is None else torch.cat([q, kept_q])
+            kept_q, idx = pool_q.topk(elites, dim=0)
+            kept_a = pool_a.gather(0, idx.unsqueeze(-1).expand(-1, *pool_a.shape[1:]))
+            mean = kept_a.mean(0)
+            std = kept_a.std(0, unbiased=False).clamp_min(1e-3) if elites > 1 else std
     return best_a, best_q
 
 
-def batch_softmax_weights(scores: Tensor, temperature: float, dim: int = 0) -> Tensor:
-    """softmax(scores / temperature) over the batch dimension, times the batch size (mean weight 1)."""
+def batch_softmax_weights(scores: Tensor, temperature: float, dim: int = 0, standardise: bool = False) -> Tensor:
+    """softmax(scores / temperature) over the batch dimension, times the batch size (mean weight 1).
+
+    ``standardise``: divide the scores by their batch standard deviation first, so the weights do not change when
+    the scores are shifted by a constant or scaled (the temperature is then in units of std)."""
+    if standardise:
+        scores = scores / scores.std(dim, keepdim=True).clamp_min(1e-8)
     return torch.softmax(scores / temperature, dim=dim) * scores.shape[dim]
+
+
+def effective_sample_size(weights: Tensor, dim: int = 0) -> Tensor:
+    """Kish's (sum w)^2 / sum w^2 along ``dim``: how many samples a weighted batch is really worth."""
+    return weights.sum(dim).square() / weights.square().sum(dim).clamp_min(1e-30)
 
 
 def update_target(target: torch.nn.Module, source: torch.nn.Module, step: int, period: int, tau: float) -> None:

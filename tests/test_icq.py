@@ -32,7 +32,8 @@ def random_batch(spec, b=16, seed=0):
 
 def test_critic_target_uses_only_dataset_actions_with_batch_softmax_weights():
     torch.manual_seed(0)
-    algo, batch = ICQ(DISC, ICQConfig(hidden_dims=(32,), critic_beta=2.0)), random_batch(DISC)
+    cfg = ICQConfig(hidden_dims=(32,), critic_beta=2.0, weight_scale="raw", critic_weighting="target")  # reference
+    algo, batch = ICQ(DISC, cfg), random_batch(DISC)
     y, weights = algo.in_sample_target(batch)
     # by hand: Q'_tot at the next dataset actions, weights B * softmax over the batch of Q'_tot / beta
     s, x = algo.critic_input(batch.next_obs, None)
@@ -52,7 +53,7 @@ def test_critic_target_uses_only_dataset_actions_with_batch_softmax_weights():
 
 
 def test_actor_weights_favour_positive_advantages():
-    """B * softmax_batch(A / 0.1): the row whose dataset action beats the policy's expected Q dominates the loss."""
+    """B * softmax_batch(A / (beta sigma)): the row whose dataset action beats the policy's expected Q dominates."""
     torch.manual_seed(0)
     algo = ICQ(DISC, ICQConfig(hidden_dims=(32,)))
     batch = random_batch(DISC, b=2)
@@ -69,6 +70,48 @@ def test_actor_weights_favour_positive_advantages():
     # on these two rows would raise both: gradient (p - 1) + p = -0.5 on action 0)
     grad = algo.actor.net.net.out.bias.grad.flatten()
     assert grad[1] < 0 < grad[0]
+
+
+def test_weights_ignore_the_scale_and_offset_of_q():
+    """Standardised weights (the default) are the same for Q and 10 Q + 1500, in the critic and the actor; the
+    reference's raw weights are not (the audit's failure at Spread's Q of about 1500)."""
+    from marlbench.rl import batch_softmax_weights
+
+    torch.manual_seed(0)
+    algo, batch = ICQ(DISC, ICQConfig(hidden_dims=(32,))), random_batch(DISC)
+    _, w = algo.in_sample_target(batch)
+    with torch.no_grad():  # Q'_tot -> 10 Q'_tot + 1500 through the critic's output layer (the mixer is convex)
+        out = algo.target_q["critic"].net.net.out
+        out.weight.mul_(10.0)
+        out.bias.mul_(10.0).add_(1500.0)
+    y_scaled, w_scaled = algo.in_sample_target(batch)
+    assert torch.allclose(w, w_scaled, atol=1e-4)
+    assert not torch.allclose(w, torch.ones_like(w), atol=1e-3)  # a real reweighting
+    adv = torch.randn(64, 3)
+    for std in (True, False):
+        a, b = (batch_softmax_weights(x, 1.0 if std else 0.1, standardise=std) for x in (adv, 10 * adv + 1500))
+        assert torch.allclose(a, b, atol=1e-4) is std
+
+
+def test_actor_effective_sample_size_on_unit_variance_advantages():
+    """The default actor temperature keeps at least 16 of 64 transitions in play on a unit-variance advantage
+    batch (Kish ESS); the reference's raw 0.1 keeps about 1-2 (each update imitates one transition)."""
+    from marlbench.rl import batch_softmax_weights, effective_sample_size
+
+    cfg = ICQConfig()
+    adv = torch.randn(64, 200, generator=torch.Generator().manual_seed(0))  # 200 batches of 64
+    ess = effective_sample_size(batch_softmax_weights(adv, cfg.policy_beta, standardise=True)).mean().item()
+    raw = effective_sample_size(batch_softmax_weights(adv, 0.1)).mean().item()
+    print(f"ESS of 64: default {ess:.1f}, reference raw beta 0.1 {raw:.1f}")
+    assert ess >= 16 and raw < 4
+
+
+def test_update_logs_effective_sample_size_and_critic_weight_range():
+    torch.manual_seed(0)
+    algo, batch = ICQ(CONT, ICQConfig(hidden_dims=(32,))), random_batch(CONT)
+    logged = algo.update(batch)
+    assert 1.0 <= logged["actor_ess"].item() <= 16.0  # batch of 16
+    assert 0 < logged["critic_weight_min"].item() <= 1.0 <= logged["critic_weight_max"].item()
 
 
 def test_continuous_losses_are_finite_on_boundary_actions():

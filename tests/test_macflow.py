@@ -107,3 +107,38 @@ def test_centralised_critic_refuses_individual_td_targets():
 
     with pytest.raises(ConfigError, match="td_target=mixed"):
         make(CONTINUOUS, critic="centralised", td_target="individual")
+
+
+def test_diagnostics_measure_whether_the_q_term_is_alive():
+    """The gradient ratio distillation : Q on the one-step policies is what the logs show; normalising the Q term
+    by mean |Q_tot| divides its gradient by that scale (the audit's silenced Q term), so with a large Q offset the
+    normalised ratio is far larger than the raw one. Q(pi) - Q(data) and Q(flow) - Q(data) are reported."""
+    b = batch(CONTINUOUS, b=256)
+    ratios = {}
+    for normalise in (True, False):
+        algo = make(CONTINUOUS, normalize_q_loss=normalise)
+        with torch.no_grad():  # Q values near 1000, as on Spread with gamma 0.995 (action-dependent part small)
+            algo.critic.net.out.bias.add_(1000.0)
+        diag = algo.diagnostics(b)
+        assert {"grad_ratio_distill_q", "grad_norm_distill", "grad_norm_q", "q_pi_minus_q_data",
+                "q_flow_minus_q_data", "q_data"} <= set(diag)
+        assert all(torch.isfinite(torch.tensor(v)) for v in diag.values())
+        ratios[normalise] = diag["grad_ratio_distill_q"]
+    assert ratios[True] > 100 * ratios[False]
+    assert "grad_ratio_distill_q" not in make(CONTINUOUS, q_guidance=False).diagnostics(b)
+    assert "q_pi_minus_q_data" in make(DISCRETE).diagnostics(batch(DISCRETE))
+
+
+def test_evaluation_noise_options():
+    """eval_noise: step redraws z at every call (FQL), zero is deterministic, episode keeps one z per episode
+    until start_episodes (reference code)."""
+    obs = torch.randn(4, CONTINUOUS.n_agents, CONTINUOUS.obs_dim)
+    step, zero, episode = (make(CONTINUOUS, eval_noise=m) for m in ("step", "zero", "episode"))
+    assert not torch.equal(step.act(obs), step.act(obs))
+    assert torch.equal(zero.act(obs), zero.act(obs))
+    assert torch.equal(zero.act(obs), zero.clip(zero.one_step(obs, torch.zeros(4, 2, 2))))
+    episode.start_episodes(4)
+    first = episode.act(obs)
+    assert torch.equal(first, episode.act(obs))  # same z within the episodes
+    episode.start_episodes(4)
+    assert not torch.equal(first, episode.act(obs))  # new episodes, new z

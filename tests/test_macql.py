@@ -89,6 +89,31 @@ def test_auto_entropy_lowers_the_temperature_above_the_target_entropy():
     assert algo.log_alpha.item() < 0.0
 
 
+def test_warm_start_trains_the_actor_by_bc_alone_for_the_configured_steps():
+    """bc_warmup_steps=3 (the reference's policy_eval_start): for updates 1-3 the actor's gradient is that of
+    -log pi(a_data) (+ the regulariser and entropy) and does not depend on the critic; from update 4 it does."""
+    def actor_grads(critic_scale, steps_before):
+        torch.manual_seed(0)
+        algo = MACQL(CONT, MACQLConfig(hidden_dims=(32,), bc_warmup_steps=3, entropy="none", policy_reg=0.0))
+        batch = fixed_batch(CONT)
+        with torch.no_grad():
+            algo.q["critic"].net.net.out.weight.mul_(critic_scale)
+        algo.steps.fill_(steps_before)
+        torch.manual_seed(1)
+        loss = algo.losses(batch)["actor_loss"]
+        return torch.autograd.grad(loss, list(algo.actor.parameters()), allow_unused=True), algo, batch
+
+    for step in range(3):  # updates 1..3: BC only, the same gradient whatever the critic
+        (g1, algo, batch), (g2, _, _) = actor_grads(1.0, step), actor_grads(25.0, step)
+        assert all(torch.allclose(a, b) for a, b in zip(g1, g2) if a is not None)
+        torch.manual_seed(1)
+        bc = -algo.actor.log_prob(batch.obs, batch.actions).mean()
+        g_bc = torch.autograd.grad(bc, list(algo.actor.parameters()), allow_unused=True)
+        assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(g1, g_bc) if a is not None and b is not None)
+    (g1, _, _), (g2, _, _) = actor_grads(1.0, 3), actor_grads(25.0, 3)  # update 4: Q drives the actor
+    assert not all(torch.allclose(a, b) for a, b in zip(g1, g2) if a is not None)
+
+
 # 4000 of the quick profile's 8000 steps keep the suite's slowest test short (measured seed 0: 54.5 at 4000 steps,
 # 80.5 at 8000; random 0.1).
 def test_learns_spread(tmp_path, spread_dataset):

@@ -68,6 +68,36 @@ def test_search_never_worse_than_the_policy_and_strictly_better_when_the_policy_
     assert torch.equal(a_hat, on_peak)
 
 
+@pytest.mark.parametrize("refit", ["softmax", "elites"])
+def test_search_refit_moves_the_mean_to_a_known_peak(refit):
+    """Q(a) = -50 ||a - (0.8, 0.8)||^2 from N(0, 2^2), 10 samples, 10 elites (App. F.1): both refits carry the
+    search mean to the peak. A refit to the top 10 of 10 this round's samples (the old code) is their plain
+    average and stays near the clipped start (0, 0), however many rounds it runs."""
+    from marlbench.heads import ActionBox
+    from marlbench.rl import cem_search
+
+    box, peak = ActionBox(SPEC), torch.tensor([0.8, 0.8])
+    q_fn = lambda a: -50.0 * (a - peak).square().sum(-1)  # noqa: E731
+    means = []
+
+    def recording(a):
+        means.append(a.mean(0))  # the sampling mean of each round is the refit of the round before
+        return q_fn(a)
+
+    torch.manual_seed(0)
+    best, best_q = cem_search(recording, torch.zeros(256, 1, 2), 2.0, box, iterations=6, samples=10, elites=10,
+                              refit=refit)
+    last_round_mean = means[-1].mean(0).squeeze()
+    assert (last_round_mean - peak).abs().max() < 0.1, last_round_mean
+    assert (best - peak).norm(dim=-1).median() < 0.1
+    # the old refit: mean of all 10 samples, each round
+    torch.manual_seed(0)
+    mean = torch.zeros(256, 1, 2)
+    for _ in range(6):
+        mean = box.clip(mean + 2.0 * torch.randn(10, *mean.shape)).mean(0)
+    assert (mean.mean((0, 1)) - peak).abs().min() > 0.5
+
+
 def test_actor_loss_pulls_the_policy_toward_the_search_target():
     algo, bt = make(mix=1.0, action_reg=0.0), batch()
     algo.critic1 = PeakedCritic([0.9, -0.9])
