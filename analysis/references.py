@@ -6,7 +6,9 @@ Both live as data in ``configs/reference/`` (installed as ``marlbench.configs``)
   that file (games, landmark covering, ``mpe/spread-scripted``, ...) take the references of their ``TaskSpec`` in
   the task registry. Nothing here ever min-max normalises over the results that happen to be present.
 - ``table1.yaml``, ``table2.yaml``: the paper's published cells (mean, 2 std, the paper's own bold/underline), its
-  "Average rewards" rows, which metric each section shows and which dataset sources the paper used.
+  "Average rewards" rows, which metric each section shows and which dataset sources the paper used; per section,
+  optional ``notes`` (our remarks on the published values, printed under the section's rows) and ``cited_values``
+  (another paper's own numbers for the section's tasks, with the columns they equal).
 """
 from __future__ import annotations
 
@@ -141,6 +143,16 @@ class PaperCell:
 
 
 @dataclass(frozen=True)
+class CitedValues:
+    """Another paper's own numbers for some of a section's tasks, kept apart from the transcribed cells."""
+    label: str
+    source: str  # where we read them
+    statistic: str  # what the +- means there
+    cells: dict[str, dict[str, PaperCell]] = field(hash=False)  # task -> that paper's method -> cell
+    matches: dict[str, str] = field(hash=False)  # our column -> that paper's method whose every cell it equals
+
+
+@dataclass(frozen=True)
 class PaperSection:
     benchmark: str
     label: str
@@ -149,6 +161,8 @@ class PaperSection:
     tasks: tuple[str, ...]
     cells: dict[str, dict[str, PaperCell]] = field(hash=False)  # task -> algorithm -> cell
     average: dict[str, PaperCell] = field(hash=False)
+    notes: tuple[str, ...] = ()  # our remarks on the published values, printed under the section's rows
+    cited: tuple[CitedValues, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -177,30 +191,77 @@ def _cell(values: list) -> PaperCell:
     return PaperCell(mean, two_std, mark)
 
 
+def _strings(value, where: str) -> tuple[str, ...]:
+    """An optional list of non-empty strings (``notes``), or a MarlbenchError naming where it is."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise MarlbenchError(f"{where}: expected a list of non-empty strings, got {value!r}")
+    return tuple(" ".join(v.split()) for v in value)
+
+
+def _cited(value, where: str, tasks: tuple[str, ...], algorithms: tuple[str, ...]) -> tuple[CitedValues, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise MarlbenchError(f"{where}: expected a list of blocks, got {value!r}")
+    out = []
+    for k, block in enumerate(value):
+        at = f"{where}[{k}]"
+        if not isinstance(block, dict) or not all(isinstance(block.get(key), str) and block[key].strip()
+                                                  for key in ("label", "source", "statistic")):
+            raise MarlbenchError(f"{at}: needs non-empty strings label, source and statistic")
+        cells = {row["task"]: {m: _cell(v) for m, v in row["values"].items()} for row in block.get("rows", [])}
+        if not cells or set(cells) - set(tasks):
+            raise MarlbenchError(f"{at}: rows must name tasks of the section, got {sorted(cells)}")
+        matches = dict(block.get("matches", {}))
+        methods = {m for row in cells.values() for m in row}
+        if set(matches) - set(algorithms) or set(matches.values()) - methods:
+            raise MarlbenchError(f"{at}: matches must map the table's algorithms to methods of its rows, got {matches}")
+        out.append(CitedValues(label=" ".join(block["label"].split()), source=" ".join(block["source"].split()),
+                               statistic=" ".join(block["statistic"].split()), cells=cells, matches=matches))
+    return tuple(out)
+
+
+def parse_paper_table(data: dict, where: str = "paper table") -> PaperTable:
+    """A paper table from its YAML data (``configs/reference/<name>.yaml``); malformed notes or cited values raise
+    a MarlbenchError naming the section."""
+    algorithms = tuple(data["algorithms"])
+    sections = []
+    for s in data["sections"]:
+        at = f"{where}, section {s.get('benchmark', '?')}"
+        cells = {row["task"]: {a: _cell(v) for a, v in row["values"].items()} for row in s["rows"]}
+        tasks = tuple(row["task"] for row in s["rows"])
+        sections.append(PaperSection(
+            benchmark=s["benchmark"], label=s["label"], metric=s["metric"],
+            paper_sources=tuple(s.get("paper_sources", ())), tasks=tasks,
+            cells=cells, average={a: _cell(v) for a, v in s.get("average", {}).items()},
+            notes=_strings(s.get("notes"), f"{at}: notes"),
+            cited=_cited(s.get("cited_values"), f"{at}: cited_values", tasks, algorithms)))
+    return PaperTable(name=data["name"], title=data["title"], algorithms=algorithms,
+                      groups=dict(data.get("groups", {})), sections=tuple(sections))
+
+
 @functools.lru_cache(maxsize=None)
 def paper_table(name: str) -> PaperTable:
     if name not in PAPER_TABLES:
         from marlbench.errors import UnknownNameError
 
         raise UnknownNameError("paper table", name, PAPER_TABLES)
-    data = _load(f"{name}.yaml")
-    sections = []
-    for s in data["sections"]:
-        cells = {row["task"]: {a: _cell(v) for a, v in row["values"].items()} for row in s["rows"]}
-        sections.append(PaperSection(
-            benchmark=s["benchmark"], label=s["label"], metric=s["metric"],
-            paper_sources=tuple(s.get("paper_sources", ())), tasks=tuple(row["task"] for row in s["rows"]),
-            cells=cells, average={a: _cell(v) for a, v in s.get("average", {}).items()}))
-    return PaperTable(name=data["name"], title=data["title"], algorithms=tuple(data["algorithms"]),
-                      groups=dict(data.get("groups", {})), sections=tuple(sections))
+    return parse_paper_table(_load(f"{name}.yaml"), f"configs/reference/{name}.yaml")
 
 
-def paper_cell(task: str, algorithm: str) -> PaperCell | None:
+def paper_section(task: str) -> PaperSection | None:
     for name in PAPER_TABLES:
         section = paper_table(name).section_of(task)
         if section is not None:
-            return section.cells.get(task, {}).get(algorithm)
+            return section
     return None
+
+
+def paper_cell(task: str, algorithm: str) -> PaperCell | None:
+    section = paper_section(task)
+    return section.cells.get(task, {}).get(algorithm) if section is not None else None
 
 
 def paper_sources(task: str) -> tuple[str, ...] | None:

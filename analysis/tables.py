@@ -6,7 +6,9 @@ normalised score where it prints those (MPE); a table of other results uses norm
 fixed references. Per row, the best displayed mean is bold and the second underlined (dense ranking of the rounded
 means, so ties share a mark). Each benchmark gets an average row (mean over its datasets of the cell means, only for
 columns with every dataset present). Paper rows carry the published values and marks (configs/reference/), and
-each row says whether our numbers are comparable with the paper's (same dataset source and the paper profile).
+each row says whether our numbers are comparable with the paper's (same dataset source and the paper profile); a
+section's notes on the published values (configs/reference/, e.g. where the paper's MPE numbers come from) follow
+its rows.
 Below the table, rliable aggregates over the table's tasks: IQM, mean, median and optimality gap of the normalised
 scores with 95% stratified-bootstrap intervals (analysis/stats.py).
 """
@@ -84,6 +86,7 @@ class Section:
     average: dict[str, float | None] = field(default_factory=dict)
     average_rank: dict[str, int | None] = field(default_factory=dict)
     paper_average: dict[str, refs.PaperCell] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # remarks on the section's published values (configs/reference)
 
 
 @dataclass
@@ -140,6 +143,15 @@ def _sections_auto(results: Results) -> list[tuple[str, str, str, list[str]]]:
     return out
 
 
+def _paper_notes(tasks: list[str]) -> list[str]:
+    """The notes of every paper section holding one of ``tasks`` (for the ``auto`` layout), in table order."""
+    out: list[str] = []
+    for task in tasks:
+        section = refs.paper_section(task)
+        out += [n for n in (section.notes if section else ()) if n not in out]
+    return out
+
+
 def build_table(results: Results, suite: str = "auto", allow_missing: bool = False, decimals: int = 1,
                 bootstrap: bool = True, reps: int = stats.DEFAULT_REPS, seed: int = stats.DEFAULT_SEED,
                 show_paper: bool = True) -> Table:
@@ -179,7 +191,8 @@ def build_table(results: Results, suite: str = "auto", allow_missing: bool = Fal
     for bench, label, metric, section_tasks in layout:
         column = _metric_column(metric)
         ps = paper_sections.get(bench)
-        section = Section(bench, label, metric, [], paper_average=dict(ps.average) if ps else {})
+        section = Section(bench, label, metric, [], paper_average=dict(ps.average) if ps else {},
+                          notes=list(ps.notes) if ps else _paper_notes(section_tasks))
         for task in section_tasks:
             _, scenario, quality = refs.split_task(task)
             paper_row = ps.cells.get(task, {}) if ps else {}
@@ -312,6 +325,10 @@ def render_markdown(table: Table) -> str:
             out.append("| " + " | ".join(["", "", "*paper average*"] +
                                          [paper_text(s.paper_average.get(a)) for a in table.algorithms] + [""])
                        + " |")
+        if table.show_paper:
+            for note in s.notes:
+                out.append("| " + " | ".join(["", "", "*Note:* " + note.replace("|", "\\|")] +
+                                             [""] * (len(names) + has_paper)) + " |")
     if table.aggregates:
         out += ["", _agg_caption(table), "",
                 "| Algorithm | " + " | ".join(stats.AGGREGATE_LABELS[k] for k in stats.AGGREGATES) + " | runs |",
@@ -371,6 +388,10 @@ def render_latex(table: Table) -> str:
         if has_paper and s.paper_average:
             out.append(" & ".join(["", "", r"\textit{paper}"] + [paper_tex(s.paper_average.get(a))
                                                                  for a in table.algorithms]) + r" \\")
+        if table.show_paper:
+            for note in s.notes:
+                out.append(rf"\multicolumn{{{3 + len(names)}}}{{p{{\linewidth}}}}{{\footnotesize\textit{{Note:}} "
+                           + _tex(note) + r"} \\")
     out += [r"\bottomrule", r"\end{tabular}}", r"\end{table}"]
     if table.aggregates:
         out += ["", r"\begin{table}[t]", r"\centering", rf"\caption{{{_tex(_agg_caption(table))}}}",
@@ -422,6 +443,9 @@ def render_csv(table: Table) -> str:
             w.writerow([table.name, "average", s.benchmark, "", "", "", a, s.metric, "", "", _f(v), "", "",
                         table.fmt(v), rank or "", int(rank == 1), int(rank == 2), _f(p.mean if p else None), "",
                         (p.mark or "") if p else "", "", "", "", ""])
+        for note in s.notes:  # the section's notes on the published values: the text in `display`
+            w.writerow([table.name, "note", s.benchmark, "", "", "", "", s.metric] + [""] * 5 + [note] +
+                       [""] * (len(CSV_COLUMNS) - 14))
     return buf.getvalue()
 
 

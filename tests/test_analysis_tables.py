@@ -273,6 +273,93 @@ def test_bootstrap_2000_reps_in_time_and_output_byte_identical(tree, tmp_path):
         assert (outs[0] / f).read_bytes() == (outs[1] / f).read_bytes(), f
 
 
+def test_section_notes_follow_their_rows(tree):
+    """table2.yaml's MPE notes (where the paper's MPE numbers come from) print under the MPE rows only."""
+    import csv
+
+    from marlbench.analysis import references as refs
+    from marlbench.analysis.reader import read_results
+    from marlbench.analysis.tables import build_table, render_csv, render_latex, render_markdown
+
+    mujoco, mpe = refs.paper_table("table2").sections
+    assert (mujoco.benchmark, mpe.benchmark) == ("mamujoco", "mpe") and mujoco.notes == ()
+    assert mpe.notes and "OMAR paper" in mpe.notes[0] and "2111.11188" in mpe.notes[0]
+    assert refs.paper_table("table1").sections[0].notes == ()
+    res = read_results(tree)
+    table = build_table(res, "table2", bootstrap=False)
+
+    lines = render_markdown(table).splitlines()
+    start_mujoco = next(i for i, line in enumerate(lines) if line.startswith("| MA-MuJoCo |"))
+    start_mpe = next(i for i, line in enumerate(lines) if line.startswith("| MPE |"))
+    notes = [i for i, line in enumerate(lines) if "*Note:*" in line]
+    assert start_mujoco < start_mpe < notes[0] and not any("Note" in line for line in lines[start_mujoco:start_mpe])
+    # directly under the MPE rows (after its average rows), one table row per note, in the YAML's order
+    assert "*paper average*" in lines[notes[0] - 1] and notes == list(range(notes[0], notes[0] + len(mpe.notes)))
+    for i, note in zip(notes, mpe.notes):
+        assert lines[i] == "|  |  | *Note:* " + note + " |" + "  |" * (len(table.algorithms) + 1)
+    assert not lines[notes[-1] + 1].startswith("|")  # the table ends there
+
+    tex = render_latex(table).splitlines()
+    tex_notes = [i for i, line in enumerate(tex) if r"\textit{Note:}" in line]
+    assert len(tex_notes) == len(mpe.notes) and tex[tex_notes[-1] + 1] == r"\bottomrule"
+    assert tex_notes[0] > next(i for i, line in enumerate(tex) if line.startswith("MPE & "))
+    assert all(tex[i].startswith(r"\multicolumn{10}{p{\linewidth}}") for i in tex_notes)
+
+    rows = [r for r in csv.DictReader(render_csv(table).splitlines()) if r["row"] == "note"]
+    assert [(r["benchmark"], r["display"]) for r in rows] == [("mpe", n) for n in mpe.notes]
+
+    # the auto layout takes the notes of the paper sections its tasks belong to; --no-paper hides them
+    auto = build_table(res, "auto", bootstrap=False)
+    assert {s.label: s.notes for s in auto.sections}["MPE"] == list(mpe.notes)
+    assert all(s.notes == [] for s in auto.sections if s.label != "MPE")
+    hidden = build_table(res, "table2", bootstrap=False, show_paper=False)
+    assert "Note:" not in render_markdown(hidden) and "Note:" not in render_latex(hidden)
+
+
+def test_mpe_cells_equal_the_omar_papers_with_icq_and_omar_swapped():
+    """The finding the MPE notes state, checked on the data: the cited OMAR-paper values equal the MAC-Flow paper's
+    MATD3BC/MACQL columns as they are and its ICQ/OMAR columns crossed over."""
+    from marlbench.analysis import references as refs
+
+    mpe = refs.paper_table("table2").sections[1]
+    (cited,) = mpe.cited
+    assert "OMAR paper" in cited.label and "0EL4vLgYKRW" in cited.source and "5 seeds" in cited.statistic
+    assert cited.matches == {"matd3bc": "ma-td3+bc", "macql": "ma-cql", "icq": "omar", "omar": "ma-icq"}
+    assert set(cited.cells) == set(mpe.tasks)
+    for task in mpe.tasks:
+        for ours, theirs in cited.matches.items():
+            mine, other = mpe.cells[task][ours], cited.cells[task][theirs]
+            assert (mine.mean, mine.two_std) == (other.mean, other.two_std), (task, ours, theirs)
+        # OMAR is best on every tier in its own paper
+        assert max(cited.cells[task], key=lambda m: cited.cells[task][m].mean) == "omar"
+        assert cited.cells[task]["omar"].mark == "bold"
+
+
+def test_paper_table_notes_and_cited_values_are_validated():
+    import copy
+
+    import yaml
+
+    from marlbench.analysis import references as refs
+    from marlbench.errors import MarlbenchError
+
+    data = yaml.safe_load((refs.reference_dir() / "table2.yaml").read_text())
+    assert refs.parse_paper_table(data).sections[1].notes == refs.paper_table("table2").sections[1].notes
+    for notes in ("one string", ["fine", 3], [""], {"a": "b"}):
+        bad = copy.deepcopy(data)
+        bad["sections"][1]["notes"] = notes
+        with pytest.raises(MarlbenchError, match=r"t2\.yaml, section mpe: notes: expected a list of non-empty"):
+            refs.parse_paper_table(bad, "t2.yaml")
+    bad = copy.deepcopy(data)
+    bad["sections"][1]["cited_values"][0]["matches"] = {"icq": "nobody"}
+    with pytest.raises(MarlbenchError, match="section mpe: cited_values\\[0\\]: matches must map"):
+        refs.parse_paper_table(bad, "t2.yaml")
+    bad = copy.deepcopy(data)
+    bad["sections"][0]["cited_values"] = data["sections"][1]["cited_values"]  # Spread rows under MA-MuJoCo
+    with pytest.raises(MarlbenchError, match="section mamujoco: cited_values\\[0\\]: rows must name tasks"):
+        refs.parse_paper_table(bad, "t2.yaml")
+
+
 # --------------------------------------------------------------------------------------------- diagnostics
 def test_missing_seed_and_cell_are_named(tmp_path, capsys):
     from marlbench.analysis.reader import MissingResultsError, read_results
