@@ -42,7 +42,9 @@ class MACFlowConfig(AlgoConfig):
     flow_steps: int = 10  # Euler steps M (App. E, Alg. 2)
     critic_ensemble: int = 2
     q_aggregation: Literal["mean", "min"] = "mean"  # App. E: mean(Q1, Q2), not min, to avoid over-pessimism
-    normalize_q_loss: bool = True  # divide the Q term by detached mean |Q_tot| (reference code / FQL default)
+    # divide the Q term by the detached mean |Q_tot| (FQL's option, off by default there). Off: on Spread |Q_tot| is
+    # ~400 by step 8k (time-limit bootstrapping), so dividing by it silences the Q term (docs/ALGORITHMS.md)
+    normalize_q_loss: bool = False
     # "mixed": TD on Q_tot = mean_i Q_i with the mean team reward (App. E average mixer; reference code).
     # "individual": per-agent TD with r_i, as Alg. 1 is written.
     td_target: Literal["mixed", "individual"] = "mixed"

@@ -14,11 +14,11 @@ Continuous  squashed Gaussian policy pi_i(a_i | o_i); y = r + gamma (1 - d) mixe
           a ~ pi(o) reparameterised, + 1e-3 ||pre-tanh mean||^2; Polyak tau = 0.005. Acting: the tanh mean.
 
 One combined loss, one backward pass and one Adam step per update (the critic is frozen in the actor's term).
-Reference-code parts the paper's card does not mention, on by default: SAC's automatic temperature
-(``entropy="auto"``, target entropy -|A|; the actor loss gains alpha log pi) and the behaviour-cloning warm start
-(``bc_warmup_steps``, the reference's ``policy_eval_start``: for the first updates the actor minimises
-alpha log pi - log pi(a_data), never Q; 40k of 1M steps there, 5% of the budget here: 10k of the paper profile's
-2e5, 400 of the quick profile's 8k). ``entropy="none" bc_warmup_steps=0`` is the card's plain form.
+Reference-code parts the paper's card (App. F.1) does not mention are options, off by default: SAC's automatic
+temperature (``entropy="auto"``, target entropy -|A|; the actor loss gains alpha log pi) and the behaviour-cloning
+warm start (``bc_warmup_steps=K``, the reference's ``policy_eval_start``: for the first K updates the actor
+minimises alpha log pi - log pi(a_data), never Q; 40k of 1M steps there, i.e. about 10k of the paper profile's 2e5
+or 400 of the quick profile's 8k). The ``macql-cql-reference`` preset turns both on at the quick profile's scale.
 Option: ``td_target="individual"`` is independent Q-learning per agent on r_i (App. H.2 says the paper's
 discrete CQL runs used it). Per-tier CQL weights (OMAR's Spread settings) are the ``macql-omar-spread`` preset.
 """
@@ -51,8 +51,8 @@ class MACQLConfig(AlgoConfig):
     td_target: Literal["mixed", "individual"] = "mixed"  # TD on Q_tot (paper F.1) or per agent (App. H.2)
     target_update_period: int = 200  # discrete: hard copy every 200 steps (paper); continuous uses Polyak tau
     policy_reg: float = 1e-3  # continuous actor: weight of ||pre-tanh mean||^2
-    entropy: Literal["none", "auto"] = "auto"  # "auto": SAC temperature tuning as in the CQL reference code
-    bc_warmup_steps: int = 10_000  # continuous: actor trained by BC alone for this many updates (policy_eval_start)
+    entropy: Literal["none", "auto"] = "none"  # "auto": SAC temperature tuning as in the CQL reference code
+    bc_warmup_steps: int = 0  # continuous: actor trained by BC alone for this many updates (policy_eval_start)
 
     def validate(self) -> None:
         if self.cql_weight < 0 or self.cql_samples < 1 or self.critic_ensemble < 1 or self.policy_reg < 0 \
