@@ -26,6 +26,20 @@ def test_every_result_figure_is_written_as_png_and_pdf(tmp_path):
     assert (out / "inference.pdf").read_bytes()[:5] == b"%PDF-"
 
 
+def test_curves_of_chosen_algorithms_on_one_task(tmp_path, capsys):
+    """`--algos`/`--tasks` narrow a figure (e.g. MAC-Flow and BC on Medium-Replay); an unknown name is one line."""
+    from marlbench.cli import main
+
+    tree, out = str(synthetic_tree()), tmp_path / "figures"
+    assert main(["plot", "curves", "--results", tree, "--out", str(out), "--reps", "20", "--algos", "macflow,bc",
+                 "--tasks", "mpe/spread-medium-replay"]) == 0
+    assert (out / "curves.png").stat().st_size > 5000
+    capsys.readouterr()
+    assert main(["plot", "curves", "--results", tree, "--out", str(out), "--algos", "macflw"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "macflow" in err[0]
+
+
 def test_plot_games_still_parses():
     from marlbench.cli import build_parser
 

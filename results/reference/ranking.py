@@ -1,0 +1,93 @@
+"""Rankings of the reference comparison against the paper's Table 2 MPE rows, with Spearman rank correlation.
+
+    python results/reference/ranking.py [--results DIR] [--old DIR] [--out FILE]
+
+For each Spread tier (and the per-algorithm average over tiers): our mean normalised score per algorithm, our rank,
+the paper's printed value and rank, and Spearman's rho over the algorithms both tables have (BC, MABCQ and MAC-Flow's
+baselines without a paper column are listed but not ranked against it). The paper's MPE columns for ICQ and OMAR
+are OMAR's own paper's values swapped (configs/reference/table2.yaml, notes); rho is also given against the
+swap-corrected columns (ICQ <- the OMAR paper's MA-ICQ, OMAR <- its OMAR). ``--old DIR`` adds an earlier set of
+records (for example a checkout of an earlier commit's results/reference) as a second ranking.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import spearmanr
+
+from marlbench.analysis import references as refs
+from marlbench.analysis.reader import read_results
+
+TIERS = ("expert", "medium", "medium-replay", "random")
+
+
+def means(results_dir: Path) -> dict[str, dict[str, float]]:
+    """task -> algorithm -> mean normalised score over seeds."""
+    runs = read_results(results_dir, curves=False).runs
+    table = runs.groupby(["task", "algorithm"])["normalised_score"].mean()
+    out: dict[str, dict[str, float]] = {}
+    for (task, algo), value in table.items():
+        out.setdefault(task, {})[algo] = float(value)
+    return out
+
+
+def with_average(scores: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    tasks = [f"mpe/spread-{t}" for t in TIERS]
+    algos = set.intersection(*(set(scores.get(t, {})) for t in tasks))
+    return {**scores, "average": {a: float(np.mean([scores[t][a] for t in tasks])) for a in algos}}
+
+
+def paper_scores(corrected: bool) -> dict[str, dict[str, float]]:
+    section = refs.paper_section("mpe/spread-expert")
+    out = {task: {a: c.mean for a, c in cells.items()} for task, cells in section.cells.items()}
+    if corrected:  # put the OMAR paper's own numbers back under the method that produced them
+        cited = section.cited[0]
+        for task, cells in cited.cells.items():
+            out[task]["icq"], out[task]["omar"] = cells["ma-icq"].mean, cells["omar"].mean
+    out["average"] = {a: float(np.mean([out[f"mpe/spread-{t}"][a] for t in TIERS])) for a in out["mpe/spread-expert"]}
+    return out
+
+
+def rho(ours: dict[str, float], theirs: dict[str, float]) -> tuple[float, list[str]]:
+    common = sorted(set(ours) & set(theirs))
+    return float(spearmanr([ours[a] for a in common], [theirs[a] for a in common]).statistic), common
+
+
+def ranking(scores: dict[str, float]) -> str:
+    return " > ".join(f"{refs.algorithm_label(a)} {v:.1f}" for a, v in sorted(scores.items(), key=lambda kv: -kv[1]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    here = Path(__file__).parent
+    parser.add_argument("--results", type=Path, default=here)
+    parser.add_argument("--old", type=Path, help="an earlier set of records to rank beside")
+    parser.add_argument("--out", type=Path, help="write the Markdown here as well as to stdout")
+    args = parser.parse_args()
+    sets = {"new": with_average(means(args.results))}
+    if args.old:
+        sets["old"] = with_average(means(args.old))
+    printed, corrected = paper_scores(False), paper_scores(True)
+    lines = ["| tier | set | ranking | rho vs paper (printed) | rho vs paper (ICQ/OMAR swap corrected) | rho new vs old |",
+             "|---|---|---|---|---|---|"]
+    for tier in (*TIERS, "average"):
+        task = tier if tier == "average" else f"mpe/spread-{tier}"
+        for name, scores in sets.items():
+            r_printed, common = rho(scores[task], printed[task])
+            r_corrected, _ = rho(scores[task], corrected[task])
+            r_old = f"{rho(sets['new'][task], sets['old'][task])[0]:+.2f}" if name == "new" and "old" in sets else ""
+            lines.append(f"| {tier} | {name} | {ranking(scores[task])} | {r_printed:+.2f} | {r_corrected:+.2f} | "
+                         f"{r_old} |")
+        lines.append(f"| {tier} | paper | {ranking(printed[task])} | | | |")
+    lines.append("")
+    lines.append(f"rho is Spearman's rank correlation over the algorithms both tables have ({', '.join(common)}).")
+    text = "\n".join(lines)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
