@@ -93,7 +93,7 @@ def cmd_data(args: argparse.Namespace) -> int:
     _catalog()
     from marlbench.data import commands
     from marlbench.data.formats.native import save_native
-    from marlbench.tasks import get_task
+    from marlbench.tasks import get_task, require_writable
 
     if args.action in ("download", "convert", "subsample", "combine"):
         return getattr(commands, args.action)(args)
@@ -109,15 +109,20 @@ def cmd_data(args: argparse.Namespace) -> int:
         task.require_runnable()
         if task.generate is None:
             raise MarlbenchError(f"task {task.name!r} has no generator; its data comes from `marlbench data download`")
-        if task.dataset_path.exists() and not args.force and args.episodes is None and args.seed == 0:
-            print(f"{task.dataset_path} already exists (use --force to regenerate)")
-            return 0
+        if task.dataset_path.exists() and not args.force and args.episodes is None and args.seed == 0 \
+                and not args.out:
+            damage = task.cache_damage()
+            if damage is None:
+                print(f"{task.dataset_path} already exists (use --force to regenerate)")
+                return 0
+            print(f"{task.dataset_path} is damaged: {damage}; regenerating it")
         episodes = args.episodes or task.default_episodes
-        dataset = task.generate(episodes, args.seed)
         out = Path(args.out) if args.out else task.dataset_path
         if out == task.dataset_path and (args.episodes not in (None, task.default_episodes) or args.seed != 0):
             raise MarlbenchError("a non-default --episodes or --seed needs --out FILE, so the task's cached "
                                  "dataset stays the documented default")
+        require_writable(out.parent)  # before generating, which can take minutes
+        dataset = task.generate(episodes, args.seed)
         save_native(dataset, out)
         print(f"wrote {out}: {dataset.n_episodes} episodes, {dataset.n_transitions} transitions, "
               f"sha256 {dataset.checksum()}")

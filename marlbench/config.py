@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 from importlib import resources
 from typing import Any
@@ -78,12 +79,14 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
             (item_type, _ellipsis) = typing.get_args(annotation)
             if isinstance(value, str):
                 value = yaml.safe_load(value if value.startswith("[") else f"[{value}]")
+            if isinstance(value, (str, dict)) or not isinstance(value, Iterable):
+                raise ValueError(value)
             return tuple(_coerce(v, item_type, key) for v in value)
         if hint is typing.Literal:
             if value not in typing.get_args(annotation):
                 raise ValueError(value)
             return value
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, yaml.YAMLError):  # YAMLError: a malformed list such as "[256,"
         raise ConfigError(f"config key {key!r} expects {_type_name(annotation)}, got {value!r}") from None
     return value
 
@@ -91,7 +94,38 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
 def _type_name(annotation: Any) -> str:
     if typing.get_origin(annotation) is typing.Literal:
         return "one of " + ", ".join(map(repr, typing.get_args(annotation)))
+    if typing.get_origin(annotation) is tuple:
+        item = _type_name(typing.get_args(annotation)[0])
+        return f"a list of {item}, e.g. [256,256]"
     return getattr(annotation, "__name__", str(annotation))
+
+
+# Ranges of the fields every algorithm shares (AlgoConfig) and of the protocol. resolve() checks them for every
+# algorithm, besides a Config's own validate(), so a subclass that overrides validate() cannot skip them.
+_SHARED_RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "lr": (lambda v: 0 < v < float("inf"), "a finite number > 0"),
+    "adam_eps": (lambda v: 0 < v < float("inf"), "a finite number > 0"),
+    "batch_size": (lambda v: v >= 1, "an int >= 1"),
+    "gamma": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "tau": (lambda v: 0 < v <= 1, "in (0, 1]"),
+    "hidden_dims": (lambda v: len(v) > 0 and all(h >= 1 for h in v),
+                    "a non-empty list of positive layer widths, e.g. [256,256]"),
+}
+_PROTOCOL_RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    **{k: (lambda v: v >= 1, "an int >= 1") for k in (
+        "steps", "eval_every", "curve_eval_episodes", "eval_episodes", "checkpoint_every", "log_every", "threads")},
+    "latency_calls": (lambda v: v >= 2, "an int >= 2 (the inference-time quartiles need two timings)"),
+    "latency_warmup": (lambda v: v >= 0, "an int >= 0"),
+}
+
+
+def check_ranges(cfg: Any) -> None:
+    """Raise ConfigError naming the first shared algorithm or protocol field of ``cfg`` that is out of range."""
+    ranges = _PROTOCOL_RANGES if isinstance(cfg, ProtocolConfig) else _SHARED_RANGES
+    for key, (ok, expected) in ranges.items():
+        if hasattr(cfg, key) and not ok(getattr(cfg, key)):
+            raise ConfigError(f"config key {key!r} must be {expected}, got {getattr(cfg, key)!r} "
+                              f"(set it with --set {key}=VALUE)")
 
 
 def apply_overrides(cfg: Any, overrides: dict[str, Any], source: str) -> Any:
@@ -177,9 +211,8 @@ def resolve(
     algo_cfg = apply_overrides(algo_cfg, overrides, "--set")
     protocol = apply_overrides(protocol, proto_over, "--set")
     for cfg in (algo_cfg, protocol):
+        check_ranges(cfg)  # before validate(): algorithm checks may rely on the shared fields being sane
         validate = getattr(cfg, "validate", None)
         if validate:
             validate()
-    if protocol.steps < 1 or protocol.eval_episodes < 1:
-        raise ConfigError("steps and eval_episodes must be positive")
     return ResolvedConfig(algo_cfg, protocol, profile)

@@ -37,6 +37,10 @@ class DatasetError(MarlbenchError):
     """A dataset file that is missing, truncated, corrupt, or does not match its task."""
 
 
+class StorageError(MarlbenchError):
+    """A file or directory marlbench must write (the dataset cache, an --out file) that cannot be written."""
+
+
 class IncompatibleError(MarlbenchError):
     """An algorithm/task pairing the algorithm cannot run (for example continuous-only on discrete actions)."""
 

@@ -44,10 +44,17 @@ def seed_everything(seed: int) -> None:
 
 
 def ensure_dataset(task: Task, log: Callable[[str], None] = print) -> Path:
-    """Return the task's dataset file, generating it first if it is missing and the task can generate it."""
+    """Return the task's dataset file, generating it first if it is missing or damaged and the task can generate
+    it (a damaged file of a task that cannot generate fails in require_runnable, naming the damage)."""
     task.require_runnable()
     path = task.dataset_path
-    if not path.exists():
+    damage = task.cache_damage()
+    if not path.exists() or (damage is not None and task.generate is not None):
+        from marlbench.tasks import require_writable
+
+        require_writable(path.parent)  # before generating, which can take minutes
+        if damage is not None:
+            log(f"cached dataset {path} is damaged: {damage}; regenerating it")
         size = f"{task.default_episodes} episodes" if task.default_episodes else "its default size"
         log(f"generating dataset {task.name} ({size}) -> {path}")
         t0 = time.perf_counter()

@@ -44,6 +44,9 @@ def download(args: argparse.Namespace) -> int:
         vault_ids = list(dict.fromkeys(vault_ids))
     if (args.archive or args.url) and len(vault_ids) != 1:
         raise MarlbenchError("--archive and --url apply to one vault; name a single dataset or vault")
+    from marlbench.tasks import data_dir, require_writable
+
+    require_writable(data_dir())  # archives, vaults and converted files all go there; check before fetching
     failed = []
     for vault_id in vault_ids:
         try:
@@ -60,7 +63,7 @@ def download(args: argparse.Namespace) -> int:
 
 def _download_one(args: argparse.Namespace, public, download_vault, vault_id: str, mine: list) -> None:
     """Fetch one vault unless its datasets are present, then convert the datasets asked for."""
-    if mine and all(t.dataset_path.exists() for t in mine) and not args.force:
+    if mine and all(t.dataset_path.exists() and t.cache_damage() is None for t in mine) and not args.force:
         print(f"{vault_id}: already downloaded ({', '.join(t.name for t in mine)})")
         return
     if not mine and public.vault_dir(vault_id).exists() and not args.force:
@@ -71,7 +74,7 @@ def _download_one(args: argparse.Namespace, public, download_vault, vault_id: st
                        archive=Path(args.archive) if args.archive else None, url=args.url,
                        retries=args.retries, timeout=args.timeout, progress=not args.no_progress)
     for task in mine:
-        if args.force or not task.dataset_path.exists():
+        if args.force or not task.dataset_path.exists() or task.cache_damage() is not None:
             public.convert_vault_task(task)
 
 
@@ -140,6 +143,9 @@ def convert(args: argparse.Namespace) -> int:
         if task is not None:
             print(f"{args.names[0]} is {task.name} (from its published name); converting into its cache")
     out = _out_path(args, task)  # before the (long) load: a refused destination fails fast
+    from marlbench.tasks import require_writable
+
+    require_writable(out.parent)  # so does one that cannot be written (MARLBENCH_DATA_DIR for the cache)
     _save(load_source(args.names[0], args.format, args.uid, args.source_seed, task), out)
     return 0
 

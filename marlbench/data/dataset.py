@@ -40,9 +40,12 @@ def _float_array(name: str, x: Any, expected: str) -> np.ndarray:
     if x.dtype.kind not in "fiub":
         raise DatasetError(f"{name}: expected {expected} float32, found {_describe(x)}")
     x = np.ascontiguousarray(x, dtype=np.float32)
-    n_bad = x.size - int(np.count_nonzero(np.isfinite(x)))
-    if n_bad:
-        raise DatasetError(f"{name}: {n_bad} of {x.size} values are NaN or inf; clean or regenerate the data")
+    finite = np.isfinite(x)
+    n_bad = x.size - int(np.count_nonzero(finite))
+    if n_bad:  # the caller names the file and the fix that fits it (a cached dataset or the user's own file)
+        first = tuple(int(i) for i in np.argwhere(~finite)[0])
+        raise DatasetError(f"{name}: {n_bad} of {x.size} values are NaN or inf, the first at "
+                           f"{name}[{', '.join(map(str, first))}]")
     return x
 
 

@@ -82,6 +82,10 @@ class PublicTask(Task):
         return vault_dir(self.vault_id) / self.uid
 
     def status(self) -> tuple[bool, str]:
+        damage = self.cache_damage()
+        if damage is not None:  # `data download` converts (or fetches) it again
+            data = f"cached file damaged: {damage}; `marlbench data download {self.name}` rebuilds it"
+            return False, data + (f"; cannot run here: {self.blocked_reason}" if self.blocked_reason else "")
         if self.dataset_path.exists():
             data = "public dataset downloaded"
         elif self.vault_path.exists():
@@ -119,10 +123,26 @@ def reconcile_state(dataset: Dataset, spec: TaskSpec | None, log=print) -> Datas
     if dataset.state is None or spec is None or spec.state_dim in (None, dataset.state_dim):
         return dataset
     note = (f"state dropped: the source's state has {dataset.state_dim} dims, task {spec.name} defines "
-            f"{spec.state_dim}")
+            f"{spec.state_dim}; state-conditioned algorithms (mixers) use the concatenated observations instead")
     log(f"note: {note}")
     return Dataset(dataset.obs, dataset.actions, dataset.rewards, dataset.terminals, dataset.truncations,
                    dataset.legals, None, {**dataset.metadata, "state_dropped": note})
+
+
+def spec_for_data(spec: TaskSpec | None, path: Path) -> TaskSpec | None:
+    """``spec`` without its state_dim when the dataset file at ``path`` holds no global state (none stored, or
+    dropped for its size by reconcile_state). Otherwise state-conditioned algorithms would build their mixers for
+    a state they never receive; without state_dim they use the documented fallback, the concatenated observations.
+    Reads the file's stored statistics (attributes only); a missing or damaged file leaves ``spec`` as it is."""
+    if spec is None or spec.state_dim is None or not path.is_file():
+        return spec
+    from marlbench.data.formats.native import read_native_metadata
+
+    try:
+        stats = read_native_metadata(path).get("statistics") or {}
+    except DatasetError:  # damaged: `marlbench list` and `run` report it
+        return spec
+    return replace(spec, state_dim=None) if "state_dim" in stats and stats["state_dim"] is None else spec
 
 
 def _spec_from_dims(name: str, dims: dict, benchmark: str) -> TaskSpec | None:
@@ -174,9 +194,12 @@ def register_public_tasks() -> list[PublicTask]:
                 out.append(TASKS.get(name))
                 continue
             env_task = vault["env_task"].format(quality=ds["quality"]) if vault.get("env_task") else None
+            binding = _env_binding(name, env_task, vault)
+            binding["spec"] = spec_for_data(binding["spec"], data_dir() / "datasets" / source
+                                            / f"{vault['scenario']}-{ds['quality']}.h5")  # = dataset_path
             task = PublicTask(
                 name=name, benchmark=vault["benchmark"], scenario=vault["scenario"], quality=ds["quality"],
-                **_env_binding(name, env_task, vault),
+                **binding,
                 description=f"public dataset {vault['id']} / {ds['uid']}" + (f"; {vault['note']}" if "note" in vault
                                                                            else ""),
                 source=source, vault_id=vault["id"], uid=ds["uid"], url=vault["url"], env_task=env_task,
@@ -266,9 +289,14 @@ def _register_bound(name: str, base_name: str, file: str) -> BoundTask:
     if name in TASKS:
         return TASKS.get(name)
     base = TASKS.get(base_name)
+    spec = spec_for_data(replace(base.spec, name=name) if base.spec else None, Path(file))
+    description = f"{base.name} on the data of {file}"
+    if spec is not None and spec.state_dim != base.spec.state_dim:
+        description += (f"; the data has no global state, so state-conditioned algorithms use the concatenated "
+                        f"observations ({spec.n_agents} x {spec.obs_dim}) instead of the task's "
+                        f"{base.spec.state_dim}-d state")
     values = {f.name: getattr(base, f.name) for f in fields(Task)}
-    values.update(name=name, spec=replace(base.spec, name=name) if base.spec else None, generate=None,
-                  default_episodes=0, description=f"{base.name} on the data of {file}",
+    values.update(name=name, spec=spec, generate=None, default_episodes=0, description=description,
                   blocked_reason=None if base.make_env is not None else base.blocked_reason)
     return TASKS.register(name, BoundTask(**values, file=file, base=base.name))
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import h5py
 
 from marlbench.data.dataset import Dataset
+from marlbench.data.formats.native import READ_ERRORS, fix_for, hdf5_error_reason
 from marlbench.errors import DatasetError
 
 FORMATS = ("native", "vault", "omiga", "omar")
@@ -19,7 +20,7 @@ FORMATS = ("native", "vault", "omiga", "omar")
 def detect_format(path: str | os.PathLike) -> str:
     from marlbench.data.formats.native import FORMAT
     from marlbench.data.formats.omar import SEED_DIR, is_omar_dir
-    from marlbench.data.formats.omiga import is_omiga_file
+    from marlbench.data.formats.omiga import is_omiga_file, parse_name
     from marlbench.data.formats.vault import is_vault_dataset, vault_uids
 
     path = Path(path)
@@ -30,11 +31,16 @@ def detect_format(path: str | os.PathLike) -> str:
             with h5py.File(path, "r") as f:
                 if f.attrs.get("format") == FORMAT:
                     return "native"
-        except OSError:
+                omiga = is_omiga_file(path, f)
+        except READ_ERRORS as e:
+            if looks_like_hdf5(path):
+                raise damaged_hdf5(path, e) from e
             raise DatasetError(f"{path} is neither an HDF5 file (native, OMIGA) nor a directory (vault, OMAR); "
                                f"for a downloaded archive use `marlbench data download TASK --archive FILE`") from None
-        if is_omiga_file(path):
+        if omiga:
             return "omiga"
+        if parse_name(path):  # OMIGA's published name without OMIGA's keys: a flipped byte in a key's name
+            return "omiga"  # read_omiga names the missing keys and the fix
         raise DatasetError(f"{path} is an HDF5 file but neither a marlbench native dataset nor OMIGA's layout "
                            f"(keys s, o, a, r, d)")
     if is_vault_dataset(path) or vault_uids(path):
@@ -43,6 +49,35 @@ def detect_format(path: str | os.PathLike) -> str:
         return "omar"
     raise DatasetError(f"{path}: unknown dataset layout. Supported: a marlbench .h5 file, an OMIGA .hdf5 file, an "
                        f"OG-MARL vault directory (<scenario>.vlt or its <uid>), an OMAR directory (obs_0.npy, ...)")
+
+
+SIGNATURE = b"\x89HDF\r\n\x1a\n"
+SUFFIXES = (".h5", ".hdf5", ".hdf", ".he5")
+
+
+def looks_like_hdf5(path: Path) -> bool:
+    """An HDF5 signature where HDF5 looks for one (byte 0, 512, 1024, 2048, ...), or an HDF5 file name: a file
+    that fails to open is then damaged rather than of another kind."""
+    if path.suffix.lower() in SUFFIXES:
+        return True
+    with open(path, "rb") as f:
+        size, offset = os.fstat(f.fileno()).st_size, 0
+        while offset + len(SIGNATURE) <= size:
+            f.seek(offset)
+            if f.read(len(SIGNATURE)) == SIGNATURE:
+                return True
+            offset = 512 if offset == 0 else offset * 2
+    return False
+
+
+def damaged_hdf5(path: Path, err: Exception) -> DatasetError:
+    """One line for an HDF5 file h5py cannot read: the file, why, and how to get a good copy (rebuild a cached
+    dataset; download or copy an original again; regenerate or re-export a user's file)."""
+    from marlbench.data.formats.omiga import obtain_again, parse_name
+
+    reason = hdf5_error_reason(err)
+    fix = obtain_again(path) if parse_name(path) else fix_for(path, None)
+    return DatasetError(f"{path} cannot be read as HDF5: it is {reason}. Fix: {fix}.")
 
 
 def load_any(path: str | os.PathLike, fmt: str = "auto", uid: str | None = None, seed: int | None = None,

@@ -21,6 +21,7 @@ import h5py
 import numpy as np
 
 from marlbench.data.dataset import Dataset
+from marlbench.data.formats.native import READ_ERRORS, with_fix
 from marlbench.errors import DatasetError
 
 KEYS = ("o", "a", "r", "d")
@@ -34,13 +35,29 @@ def parse_name(path: str | os.PathLike) -> dict:
     return m.groupdict() if m else {}
 
 
-def is_omiga_file(path: Path) -> bool:
+def obtain_again(path: Path) -> str:
+    """The fix for a damaged OMIGA original: fetch it again, or the published copy of the same data."""
+    fix = f"download or copy {path.name} again from where it came from"
+    try:
+        from marlbench.data.public import task_for_source
+
+        task = task_for_source(path)
+    except Exception:  # noqa: BLE001  the advice must never hide the error it comes with
+        task = None
+    return fix + (f", or use the published copy: `marlbench data download {task.name}`" if task else "")
+
+
+def is_omiga_file(path: Path, f: h5py.File | None = None) -> bool:
+    """OMIGA's keys in an .hdf5/.h5 file. With ``f`` (the open file) h5py's errors on a damaged file propagate,
+    so the caller can report the damage; without it they mean "no"."""
     if not path.is_file() or path.suffix not in (".hdf5", ".h5"):
         return False
+    if f is not None:
+        return all(k in f for k in KEYS) and "format" not in f.attrs
     try:
-        with h5py.File(path, "r") as f:
-            return all(k in f for k in KEYS) and "format" not in f.attrs
-    except OSError:
+        with h5py.File(path, "r") as opened:
+            return is_omiga_file(path, opened)
+    except READ_ERRORS:
         return False
 
 
@@ -65,9 +82,16 @@ def read_omiga(path: str | os.PathLike, metadata: dict | None = None, with_state
         with h5py.File(path, "r") as f:
             missing = [k for k in KEYS if k not in f]
             if missing:
+                found = ", ".join(sorted(f)) or "none"
+                if parse_name(path):  # OMIGA's published name: its keys were there when it was published
+                    raise DatasetError(f"{path} is corrupt or not OMIGA's file: missing key(s) {', '.join(missing)} "
+                                       f"(expected s, o, a, r, d; found {found}). Fix: {obtain_again(path)}.")
                 raise DatasetError(f"{path} is not an OMIGA file: missing key(s) {', '.join(missing)} (expected "
-                                   f"s, o, a, r, d; found {', '.join(sorted(f))})")
+                                   f"s, o, a, r, d; found {found})")
             o, a, r, d = (f[k] for k in KEYS)
+            not_arrays = [k for k, ds in zip(KEYS, (o, a, r, d)) if not isinstance(ds, h5py.Dataset)]
+            if not_arrays:  # a flipped object type turns a dataset into a group or named datatype
+                raise KeyError(f"{', '.join(not_arrays)} is not an array")
             rows = o.shape[0]
             for key, ds, ndim in (("o", o, 3), ("a", a, 3)):
                 if ds.ndim != ndim or ds.shape[0] != rows:
@@ -93,6 +117,8 @@ def read_omiga(path: str | os.PathLike, metadata: dict | None = None, with_state
                     "dropped_tail_steps": int(rows - last_end[-1] - 1)}
             if with_state and "s" in f:
                 s = f["s"]
+                if not isinstance(s, h5py.Dataset):
+                    raise KeyError("s is not an array")
                 if s.shape[0] != rows or s.ndim not in (2, 3):
                     raise DatasetError(f"{path}: s expected shape [{rows}, S] or [{rows}, n_agents, S], "
                                        f"found {s.shape}")
@@ -100,7 +126,14 @@ def read_omiga(path: str | os.PathLike, metadata: dict | None = None, with_state
                 if state.ndim == 3:
                     state, meta["state_from"] = state[:, 0], "s[:, 0] (agent 0's row of OMIGA's per-agent s)"
                 arrays["state"] = state
-    except OSError as e:
-        raise DatasetError(f"{path} is not a readable HDF5 file ({e})") from e
+    except DatasetError:
+        raise
+    except READ_ERRORS as e:  # h5py on a damaged file: OSError, KeyError, RuntimeError, ValueError, ...
+        from marlbench.data.formats.detect import damaged_hdf5
+
+        raise damaged_hdf5(path, e) from e
     meta.update(metadata or {})
-    return Dataset(terminals=terminals, truncations=np.zeros_like(terminals), metadata=meta, **arrays)
+    try:
+        return Dataset(terminals=terminals, truncations=np.zeros_like(terminals), metadata=meta, **arrays)
+    except DatasetError as e:  # NaN, bad flags, ...: the file's content, which the user fixes or re-exports
+        raise DatasetError(with_fix(f"{path}: {e}", f"fix the data of {path.name} or obtain the file again")) from e
