@@ -35,6 +35,17 @@ def cmd_list(args: argparse.Namespace) -> int:
             runnable, why = task.status()
             aliases = ", ".join(TASKS.aliases_of(name))
             print(f"  {'+' if runnable else '-'} {name:<34} ({aliases}) - {why}")
+    if args.what in ("presets", "all"):
+        from importlib import resources
+
+        import yaml
+
+        from marlbench.config import preset_names
+
+        print("Presets (marlbench run --preset NAME; configs/presets/):")
+        for name in preset_names():
+            doc = yaml.safe_load(resources.files("marlbench.configs").joinpath("presets", f"{name}.yaml").read_text())
+            print(f"  {name:<24} {doc['algorithm']:<8} {doc.get('description', '')}")
     return 0
 
 
@@ -61,7 +72,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         log(f"task {task.name}: {task.description}")
     task.require_runnable()
     algo_cls.check_compatible(task.spec)
-    resolved = resolve(algo_cls, task.benchmark, args.profile, args.steps, parse_set_options(args.set or []))
+    resolved = resolve(algo_cls, task.benchmark, args.profile, args.steps, parse_set_options(args.set or []),
+                       preset=args.preset, task=task.name)
     resolve_device(args.device)
     ensure_dataset(task, log)
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
@@ -217,7 +229,20 @@ def cmd_plot(args: argparse.Namespace) -> int:
         from marlbench.analysis import figures
 
         out = Path(args.out or "results/figures")
-        for path in figures.plot(args.what, _read_results(args), out, args.reps, args.seed, args.target):
+        results = _read_results(args)
+        if args.algos or args.tasks:  # e.g. two algorithms' learning curves on one task
+            from marlbench.errors import UnknownNameError
+
+            chosen = {}
+            for kind, given, have in (("algorithm", args.algos, results.algorithms), ("task", args.tasks,
+                                                                                    results.tasks)):
+                names = [n.strip() for n in given.split(",")] if given else None
+                for name in names or []:
+                    if name not in have:
+                        raise UnknownNameError(f"{kind} in the results", name, have)
+                chosen[kind] = names
+            results = results.select(chosen["algorithm"], chosen["task"])
+        for path in figures.plot(args.what, results, out, args.reps, args.seed, args.target):
             print(f"wrote {path}")
         return 0
     from marlbench.analysis import games
@@ -271,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     ls = sub.add_parser("list", help="registered algorithms and tasks, with availability")
-    ls.add_argument("what", nargs="?", choices=("algos", "tasks", "all"), default="all")
+    ls.add_argument("what", nargs="?", choices=("algos", "tasks", "presets", "all"), default="all")
     ls.set_defaults(func=cmd_list)
 
     run = sub.add_parser("run", help="train and evaluate an algorithm on a task over seeds")
@@ -282,6 +307,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--profile", choices=("paper", "quick"), default="paper",
                      help="paper: the paper's budgets and sizes; quick: small nets and budgets for a laptop CPU")
     run.add_argument("--steps", type=int, help="override the profile's gradient-step budget")
+    run.add_argument("--preset", metavar="NAME", help="a published setting from configs/presets/ (applied "
+                     "before --set; `marlbench list presets`)")
     run.add_argument("--set", action="append", metavar="KEY=VALUE",
                      help="override an algorithm or protocol config field (repeatable)")
     run.add_argument("--results", default="results", help="results root directory (default ./results)")
@@ -354,6 +381,8 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--steps", type=int, help="override the quick profile's games budget (smoke tests)")
     _add_results_options(plot)
     plot.add_argument("--reps", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    plot.add_argument("--algos", help="only these algorithms (comma-separated names)")
+    plot.add_argument("--tasks", help="only these tasks (comma-separated canonical names)")
     plot.add_argument("--target", default="macflow", help="improvement: the algorithm compared with each baseline")
     plot.set_defaults(func=cmd_plot)
 

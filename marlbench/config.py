@@ -1,13 +1,14 @@
 """Typed configs, profiles and validated overrides.
 
 Resolution order (later wins): the algorithm's Config dataclass defaults (the paper's hyperparameters) ->
-the profile's ``algorithm``/``protocol`` sections -> the profile's per-benchmark section -> ``--steps`` and
-``--set key=value`` from the command line. Every key is checked against the dataclass fields; a value is
-converted to the field's type or rejected with the field named.
+the profile's ``algorithm``/``protocol`` sections -> the profile's per-benchmark section -> a named preset
+(``--preset``, configs/presets/) -> ``--steps`` and ``--set key=value`` from the command line. Every key is
+checked against the dataclass fields; a value is converted to the field's type or rejected with the field named.
 """
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
@@ -48,6 +49,7 @@ class ProtocolConfig:
     log_every: int = 1_000
     latency_calls: int = 1_000  # inference timing: median over this many batch-1 joint actions
     latency_warmup: int = 100
+    diagnostic_batch: int = 1024  # transitions per mechanism measurement at every log line (0: none)
     threads: int = 1  # torch threads per seed process (one single-threaded process per core is fastest)
 
 
@@ -116,6 +118,7 @@ _PROTOCOL_RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
         "steps", "eval_every", "curve_eval_episodes", "eval_episodes", "checkpoint_every", "log_every", "threads")},
     "latency_calls": (lambda v: v >= 2, "an int >= 2 (the inference-time quartiles need two timings)"),
     "latency_warmup": (lambda v: v >= 0, "an int >= 0"),
+    "diagnostic_batch": (lambda v: v >= 0, "an int >= 0 (0: no mechanism measurements)"),
 }
 
 
@@ -159,18 +162,48 @@ def load_profile(name: str) -> dict[str, Any]:
     return yaml.safe_load(text) or {}
 
 
+def preset_names() -> list[str]:
+    folder = resources.files("marlbench.configs").joinpath("presets")
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_preset(name: str, algorithm: str, task: str) -> dict[str, Any]:
+    """A named published setting (``configs/presets/<name>.yaml``): its ``set`` values plus those of the first
+    ``tasks`` pattern (fnmatch on the canonical task name) that matches ``task``. Refuses another algorithm's
+    preset and a task the preset does not cover."""
+    names = preset_names()
+    if name not in names:
+        raise UnknownNameError("preset", name, names)
+    doc = yaml.safe_load(resources.files("marlbench.configs").joinpath("presets", f"{name}.yaml").read_text())
+    if doc["algorithm"] != algorithm:
+        raise ConfigError(f"preset {name!r} is for algorithm {doc['algorithm']!r}, not {algorithm!r}")
+    values = dict(doc.get("set") or {})
+    per_task = doc.get("tasks") or {}
+    if per_task:
+        match = next((pattern for pattern in per_task if fnmatch.fnmatchcase(task, pattern)), None)
+        if match is None:
+            raise ConfigError(f"preset {name!r} has no setting for task {task!r}; it covers "
+                              + ", ".join(per_task))
+        values.update(per_task[match] or {})
+    return values
+
+
 @dataclass(frozen=True)
 class ResolvedConfig:
     algorithm: Any
     protocol: ProtocolConfig
     profile: str
+    preset: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "profile": self.profile,
             "algorithm": dataclasses.asdict(self.algorithm),
             "protocol": dataclasses.asdict(self.protocol),
         }
+        if self.preset:  # only when used, so records without a preset keep their run ids
+            out["preset"] = self.preset
+        return out
 
 
 def resolve(
@@ -179,8 +212,11 @@ def resolve(
     profile: str = "quick",
     steps: int | None = None,
     overrides: dict[str, Any] | None = None,
+    preset: str | None = None,
+    task: str | None = None,
 ) -> ResolvedConfig:
-    """Layer defaults, profile, per-benchmark profile section and CLI overrides into validated configs.
+    """Layer defaults, profile, per-benchmark profile section, a named preset (for ``task``) and CLI overrides
+    into validated configs.
 
     A ``--set`` key may name an algorithm field or a protocol field (the two sets are disjoint).
     """
@@ -196,6 +232,8 @@ def resolve(
         own = (layer.get("algorithms") or {}).get(algo_cls.name) or {}
         algo_cfg = apply_overrides(algo_cfg, own, f"profile {profile}")
         protocol = apply_overrides(protocol, layer.get("protocol") or {}, f"profile {profile}")
+    if preset:
+        algo_cfg = apply_overrides(algo_cfg, load_preset(preset, algo_cls.name, task or ""), f"preset {preset}")
     if steps is not None:
         protocol = apply_overrides(protocol, {"steps": steps}, "--steps")
     overrides = dict(overrides or {})
@@ -215,4 +253,4 @@ def resolve(
         validate = getattr(cfg, "validate", None)
         if validate:
             validate()
-    return ResolvedConfig(algo_cfg, protocol, profile)
+    return ResolvedConfig(algo_cfg, protocol, profile, preset)

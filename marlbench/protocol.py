@@ -35,6 +35,7 @@ from marlbench.results import (
 from marlbench.tasks import Task, get_task
 
 EVAL_SEED_OFFSET = 1_000_003  # evaluation episodes never share a seed with training randomness
+DIAGNOSTIC_SEED_OFFSET = 2_000_003  # nor do the diagnostic batches
 
 
 def seed_everything(seed: int) -> None:
@@ -85,6 +86,8 @@ def evaluate(algo: Algorithm, task: Task, episodes: int, seed: int) -> np.ndarra
     with torch.random.fork_rng(devices=devices):  # policy noise must not disturb the training RNG stream
         torch.manual_seed(seed)
         step = env.reset(seed)
+        if hasattr(algo, "start_episodes"):  # any object with act() can be evaluated (e.g. a scripted policy)
+            algo.start_episodes(episodes)
         returns = np.zeros(episodes)
         done = np.zeros(episodes, dtype=bool)
         for _ in range(task.spec.episode_limit):
@@ -111,6 +114,17 @@ def inference_latency_ms(algo: Algorithm, task: Task, calls: int, warmup: int) -
         if i >= warmup:
             times.append((time.perf_counter() - t0) * 1e3)
     return times
+
+
+def measure_mechanism(algo: Algorithm, sampler: TransitionSampler, seed: int, step: int) -> dict[str, float]:
+    """``algo.diagnostics`` on a fresh batch that no update used, drawn and evaluated under a stream derived from
+    (seed, step) alone: the training RNG is untouched and a resumed run logs the same numbers."""
+    derived = DIAGNOSTIC_SEED_OFFSET + seed * 10_000_019 + step
+    sampler.generator.manual_seed(derived)
+    devices = [algo.device] if algo.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(derived)
+        return {k: float(v) for k, v in algo.diagnostics(sampler.sample()).items()}
 
 
 def _score(task: Task, returns: np.ndarray) -> dict[str, Any]:
@@ -153,6 +167,7 @@ def run_seed(
     seed_everything(seed)
     algo = algo_cls(task.spec, resolved.algorithm, dev)
     sampler = TransitionSampler(dataset, resolved.algorithm.batch_size, dev, seed)
+    diagnostic_sampler = TransitionSampler(dataset, proto.diagnostic_batch, dev) if proto.diagnostic_batch else None
     dataset_info = {
         "path": str(task.dataset_path), "checksum": dataset.checksum(), "transitions": dataset.n_transitions,
         "episodes": dataset.n_episodes, "source": dataset.metadata.get("source"),
@@ -173,7 +188,8 @@ def run_seed(
         paths.dir.mkdir(parents=True, exist_ok=True)
         paths.metrics.unlink(missing_ok=True)
         atomic_write_json(paths.config, {
-            "run_id": rid, "algorithm": algo_cls.name, "task": task.name, "seed": seed, **config,
+            "run_id": rid, "algorithm": algo_cls.name, "task": task.name, "seed": seed,
+            "profile": resolved.profile, "config": config,
             "spec": task.spec.to_dict(), "dataset": dataset_info, "device": str(dev), "versions": versions(),
         })
 
@@ -201,8 +217,9 @@ def run_seed(
         _sync(dev)
         train_seconds += time.perf_counter() - segment_start
         if step % proto.log_every == 0:
+            mechanism = measure_mechanism(algo, diagnostic_sampler, seed, step) if diagnostic_sampler else {}
             append_metrics(paths.metrics, {"step": step, "train_seconds": round(train_seconds, 3),
-                                           **{k: float(v) for k, v in losses.items()}})
+                                           **{k: float(v) for k, v in losses.items()}, **mechanism})
             if bar is not None:
                 bar.update(step - bar.n)
             if progress:
@@ -223,6 +240,11 @@ def run_seed(
     if start < proto.steps:
         save_checkpoint(proto.steps)
 
+    # the final policy's mechanism, averaged over several fresh batches (never used by an update)
+    final_mechanism: dict[str, float] = {}
+    if diagnostic_sampler:
+        draws = [measure_mechanism(algo, diagnostic_sampler, seed, proto.steps + k) for k in range(1, 5)]
+        final_mechanism = {k: float(np.mean([d[k] for d in draws])) for k in draws[0]}
     t0 = time.perf_counter()
     returns = evaluate(algo, task, proto.eval_episodes, eval_seed)
     eval_seconds = time.perf_counter() - t0  # all episodes together, one batched act() per time step
@@ -238,7 +260,7 @@ def run_seed(
         **score,
         "episodes": proto.eval_episodes, "returns": [float(r) for r in returns], "win_rate": None,
         "inference_ms": statistics.median(latency), "inference_ms_iqr": [q[0], q[2]],
-        "train_seconds": train_seconds, "eval_seconds": eval_seconds,
+        "train_seconds": train_seconds, "eval_seconds": eval_seconds, "diagnostics": final_mechanism,
         "dataset": dataset_info, "config": config, "device": str(dev), "threads": proto.threads,
         "versions": versions(), "machine": machine(), "resumed_at_steps": resumes,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "pid": os.getpid(),
