@@ -33,6 +33,30 @@ def means(results_dir: Path) -> dict[str, dict[str, float]]:
     return out
 
 
+def convergence(results_dir: Path) -> str:
+    """Per tier and algorithm: the mean learning-curve score at 2k/4k/6k steps (10 episodes each) and the final
+    score at the budget (32 episodes), and whether it was still rising over the last quarter of the budget."""
+    curves = read_results(results_dir).curves
+    curves = curves[curves["normalised_score"].notna()]
+    lines = ["| tier | algorithm | score by step (mean over seeds) | last quarter |", "|---|---|---|---|"]
+    for tier in TIERS:
+        sub = curves[curves["task"] == f"mpe/spread-{tier}"]
+        for algo in sorted(sub["algorithm"].unique(), key=refs.algorithm_sort_key):
+            by_step = sub[sub["algorithm"] == algo].groupby("step")["normalised_score"].mean()
+            if len(by_step) < 2:
+                continue
+            steps = list(by_step.index)
+            delta = by_step.iloc[-1] - by_step.iloc[-2]
+            trend = "rising" if delta > 5 else "falling" if delta < -5 else "flat"
+            points = ", ".join(f"{s // 1000}k {v:.1f}" for s, v in by_step.items())
+            lines.append(f"| {tier} | {refs.algorithm_label(algo)} | {points} | {trend} ({delta:+.1f} from "
+                         f"{steps[-2] // 1000}k) |")
+    lines.append("")
+    lines.append("'rising'/'falling': the final score differs from the previous curve point by more than 5 points "
+                 "(curve points use 10 episodes, the final 32, so differences under about 5 are noise).")
+    return "\n".join(lines)
+
+
 def with_average(scores: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
     tasks = [f"mpe/spread-{t}" for t in TIERS]
     algos = set.intersection(*(set(scores.get(t, {})) for t in tasks))
@@ -83,7 +107,7 @@ def main() -> None:
         lines.append(f"| {tier} | paper | {ranking(printed[task])} | | | |")
     lines.append("")
     lines.append(f"rho is Spearman's rank correlation over the algorithms both tables have ({', '.join(common)}).")
-    text = "\n".join(lines)
+    text = "\n".join(lines) + "\n\n" + convergence(args.results)
     print(text)
     if args.out:
         args.out.write_text(text + "\n")
