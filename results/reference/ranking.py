@@ -57,6 +57,30 @@ def convergence(results_dir: Path) -> str:
     return "\n".join(lines)
 
 
+def mechanism(results_dir: Path) -> str:
+    """The final policy's mechanism measurements (final.json -> diagnostics), per tier and algorithm: mean over
+    seeds with the per-seed range."""
+    import json
+
+    rows: dict[tuple[str, str], list[dict]] = {}
+    for final in sorted(results_dir.rglob("seed_*/final.json")):
+        record = json.loads(final.read_text())
+        if record.get("diagnostics"):
+            rows.setdefault((record["task"], record["algorithm"]), []).append(record["diagnostics"])
+    lines = ["| tier | algorithm | seeds | final-policy measurements: mean [per-seed min, max] |", "|---|---|---|---|"]
+    for tier in TIERS:
+        for (task, algo), diags in sorted(rows.items()):
+            if task != f"mpe/spread-{tier}":
+                continue
+            keys = ("q_pi_minus_q_data", "q_flow_minus_q_data", "grad_ratio_distill_q", "q_data")
+            cells = []
+            for key in (k for k in keys if k in diags[0]):
+                values = [d[key] for d in diags]
+                cells.append(f"{key} {np.mean(values):.2f} [{min(values):.2f}, {max(values):.2f}]")
+            lines.append(f"| {tier} | {refs.algorithm_label(algo)} | {len(diags)} | {'; '.join(cells)} |")
+    return "\n".join(lines)
+
+
 def with_average(scores: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
     tasks = [f"mpe/spread-{t}" for t in TIERS]
     algos = set.intersection(*(set(scores.get(t, {})) for t in tasks))
@@ -107,7 +131,7 @@ def main() -> None:
         lines.append(f"| {tier} | paper | {ranking(printed[task])} | | | |")
     lines.append("")
     lines.append(f"rho is Spearman's rank correlation over the algorithms both tables have ({', '.join(common)}).")
-    text = "\n".join(lines) + "\n\n" + convergence(args.results)
+    text = "\n\n".join(["\n".join(lines), convergence(args.results), mechanism(args.results)])
     print(text)
     if args.out:
         args.out.write_text(text + "\n")
