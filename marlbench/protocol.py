@@ -32,7 +32,7 @@ from marlbench.results import (
     FINAL_SCHEMA_VERSION, RunPaths, append_metrics, atomic_torch_save, atomic_write_json, machine, run_id,
     truncate_metrics, versions,
 )
-from marlbench.tasks import Task, get_task
+from marlbench.tasks import Task, get_task, require_writable
 
 EVAL_SEED_OFFSET = 1_000_003  # evaluation episodes never share a seed with training randomness
 DIAGNOSTIC_SEED_OFFSET = 2_000_003  # nor do the diagnostic batches
@@ -51,8 +51,6 @@ def ensure_dataset(task: Task, log: Callable[[str], None] = print) -> Path:
     path = task.dataset_path
     damage = task.cache_damage()
     if not path.exists() or (damage is not None and task.generate is not None):
-        from marlbench.tasks import require_writable
-
         require_writable(path.parent)  # before generating, which can take minutes
         if damage is not None:
             log(f"cached dataset {path} is damaged: {damage}; regenerating it")
