@@ -100,10 +100,13 @@ def task_or_none(name: str | None):
 def load_source(path: str, fmt: str, uid: str | None, seed: int | None, task=None) -> Dataset:
     """Any supported layout as a Dataset; with ``task``, checked against it and labelled with it."""
     from marlbench.data.formats.detect import load_any
-    from marlbench.data.public import check_fits, reconcile_state
+    from marlbench.data.public import check_fits, reconcile_state, with_published_copy
 
     meta = {"task": task.name, "quality": task.quality} if task is not None else None
-    dataset = load_any(path, fmt, uid, seed, meta)
+    try:
+        dataset = load_any(path, fmt, uid, seed, meta)
+    except DatasetError as e:
+        raise with_published_copy(e, path) from e.__cause__
     if task is not None:
         dataset = reconcile_state(dataset, task.spec)
         try:

@@ -28,6 +28,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from marlbench.errors import DatasetError, UnavailableError
+from marlbench.paths import data_dir
 
 CHUNK = 1 << 20
 CHECKSUMS = "checksums.json"
@@ -113,8 +114,6 @@ def fetch(url: str, dest: Path, task: str, expected_size: int | None = None, ret
 
 
 def _checksum_store():
-    from marlbench.tasks import data_dir
-
     return data_dir() / CHECKSUMS
 
 
@@ -201,8 +200,6 @@ def download_vault(vault: dict, task_name: str, archive: Path | None = None, url
                    log=print) -> Path:
     """Fetch (or take ``archive``), verify and unpack one manifest vault; returns its ``.vlt`` directory."""
     from marlbench.data.public import vault_dir
-    from marlbench.tasks import data_dir
-
     url = url or vault["url"]
     target = vault_dir(vault["id"])
     downloaded = archive is None

@@ -301,6 +301,21 @@ def _register_bound(name: str, base_name: str, file: str) -> BoundTask:
     return TASKS.register(name, BoundTask(**values, file=file, base=base.name))
 
 
+def with_published_copy(err: DatasetError, path: str | os.PathLike) -> DatasetError:
+    """``err`` for a damaged original file, plus the download command of its published copy when the manifest
+    knows the file by name (the format readers below this layer cannot look that up)."""
+    from marlbench.data.formats.omiga import OBTAIN_AGAIN
+
+    message = str(err)
+    try:
+        task = task_for_source(path) if OBTAIN_AGAIN in message else None
+    except Exception:  # noqa: BLE001  the advice must never hide the error it comes with
+        task = None
+    if task is None:
+        return err
+    return DatasetError(f"{message.rstrip('.')}, or use the published copy: `marlbench data download {task.name}`.")
+
+
 def bind_dataset(task: Task, file: str | os.PathLike) -> BoundTask:
     """Register ``<task>@<file stem>``: the task's environment evaluating a policy trained on ``file`` (a native
     file; other layouts are converted first with `marlbench data convert`). Refuses data that does not fit."""
@@ -308,7 +323,10 @@ def bind_dataset(task: Task, file: str | os.PathLike) -> BoundTask:
     from marlbench.data.formats.native import load_native
 
     file = Path(file).resolve()
-    fmt = detect_format(file)
+    try:
+        fmt = detect_format(file)
+    except DatasetError as e:
+        raise with_published_copy(e, file) from e.__cause__
     if fmt != "native":
         raise DatasetError(f"{file} is in {fmt} layout; convert it first: marlbench data convert {file} --out "
                            f"{file.with_suffix('.h5').name} --task {task.name}")

@@ -11,7 +11,7 @@ from pathlib import Path
 import h5py
 
 from marlbench.data.dataset import Dataset
-from marlbench.data.formats.native import READ_ERRORS, fix_for, hdf5_error_reason
+from marlbench.data.formats.native import READ_ERRORS, damaged_hdf5
 from marlbench.errors import DatasetError
 
 FORMATS = ("native", "vault", "omiga", "omar")
@@ -20,7 +20,7 @@ FORMATS = ("native", "vault", "omiga", "omar")
 def detect_format(path: str | os.PathLike) -> str:
     from marlbench.data.formats.native import FORMAT
     from marlbench.data.formats.omar import SEED_DIR, is_omar_dir
-    from marlbench.data.formats.omiga import is_omiga_file, parse_name
+    from marlbench.data.formats.omiga import is_omiga_file, obtain_again, parse_name
     from marlbench.data.formats.vault import is_vault_dataset, vault_uids
 
     path = Path(path)
@@ -34,7 +34,7 @@ def detect_format(path: str | os.PathLike) -> str:
                 omiga = is_omiga_file(path, f)
         except READ_ERRORS as e:
             if looks_like_hdf5(path):
-                raise damaged_hdf5(path, e) from e
+                raise damaged_hdf5(path, e, obtain_again(path) if parse_name(path) else None) from e
             raise DatasetError(f"{path} is neither an HDF5 file (native, OMIGA) nor a directory (vault, OMAR); "
                                f"for a downloaded archive use `marlbench data download TASK --archive FILE`") from None
         if omiga:
@@ -68,16 +68,6 @@ def looks_like_hdf5(path: Path) -> bool:
                 return True
             offset = 512 if offset == 0 else offset * 2
     return False
-
-
-def damaged_hdf5(path: Path, err: Exception) -> DatasetError:
-    """One line for an HDF5 file h5py cannot read: the file, why, and how to get a good copy (rebuild a cached
-    dataset; download or copy an original again; regenerate or re-export a user's file)."""
-    from marlbench.data.formats.omiga import obtain_again, parse_name
-
-    reason = hdf5_error_reason(err)
-    fix = obtain_again(path) if parse_name(path) else fix_for(path, None)
-    return DatasetError(f"{path} cannot be read as HDF5: it is {reason}. Fix: {fix}.")
 
 
 def load_any(path: str | os.PathLike, fmt: str = "auto", uid: str | None = None, seed: int | None = None,

@@ -17,6 +17,7 @@ import h5py
 
 from marlbench.data.dataset import FIELDS, Dataset
 from marlbench.errors import DatasetError
+from marlbench.paths import cached_dataset_task, require_writable
 from marlbench.spec import TaskSpec
 
 FORMAT = "marlbench-native"
@@ -31,8 +32,6 @@ def save_native(dataset: Dataset, path: str | os.PathLike, compression: str | No
 
     ``compression`` ("gzip", "lzf" or None) trades write/read speed for size; off by default.
     """
-    from marlbench.tasks import require_writable
-
     path = Path(path)
     require_writable(path.parent)  # one line naming the directory (and MARLBENCH_DATA_DIR for the cache)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -72,8 +71,6 @@ def fix_for(path: Path, task: str | None, problem: str = "damaged") -> str:
     ``problem``: "missing", "damaged" (unreadable; `data generate` rebuilds it without --force) or "content" (the
     file reads but its data is wrong, so only --force replaces it).
     """
-    from marlbench.tasks import cached_dataset_task
-
     owner = cached_dataset_task(path)
     if owner is not None and getattr(owner, "vault_id", ""):
         return f"`marlbench data download {owner.name}{' --force' if problem == 'content' else ''}` rebuilds it"
@@ -86,6 +83,13 @@ def fix_for(path: Path, task: str | None, problem: str = "damaged") -> str:
                 f"FILE`)")
     return (f"regenerate or re-export {path.name} (`marlbench data generate TASK --out FILE`, `marlbench data "
             f"convert SOURCE --out FILE`), or copy it again from where it came from")
+
+
+def damaged_hdf5(path: Path, err: Exception, fix: str | None = None) -> DatasetError:
+    """One line for an HDF5 file h5py cannot read: the file, why, and how to get a good copy (``fix``; by default
+    rebuild a cached dataset, or regenerate / re-export a user's file)."""
+    return DatasetError(f"{path} cannot be read as HDF5: it is {hdf5_error_reason(err)}. "
+                        f"Fix: {fix or fix_for(path, None)}.")
 
 
 def with_fix(message: str, fix: str) -> str:

@@ -21,7 +21,7 @@ import h5py
 import numpy as np
 
 from marlbench.data.dataset import Dataset
-from marlbench.data.formats.native import READ_ERRORS, with_fix
+from marlbench.data.formats.native import READ_ERRORS, damaged_hdf5, with_fix
 from marlbench.errors import DatasetError
 
 KEYS = ("o", "a", "r", "d")
@@ -35,16 +35,13 @@ def parse_name(path: str | os.PathLike) -> dict:
     return m.groupdict() if m else {}
 
 
-def obtain_again(path: Path) -> str:
-    """The fix for a damaged OMIGA original: fetch it again, or the published copy of the same data."""
-    fix = f"download or copy {path.name} again from where it came from"
-    try:
-        from marlbench.data.public import task_for_source
+OBTAIN_AGAIN = "again from where it came from"
 
-        task = task_for_source(path)
-    except Exception:  # noqa: BLE001  the advice must never hide the error it comes with
-        task = None
-    return fix + (f", or use the published copy: `marlbench data download {task.name}`" if task else "")
+
+def obtain_again(path: Path) -> str:
+    """The fix for a damaged OMIGA original: fetch it again (the public-data layer adds the published copy's
+    download command where the manifest knows the file, ``marlbench.data.public.with_published_copy``)."""
+    return f"download or copy {path.name} {OBTAIN_AGAIN}"
 
 
 def is_omiga_file(path: Path, f: h5py.File | None = None) -> bool:
@@ -129,9 +126,7 @@ def read_omiga(path: str | os.PathLike, metadata: dict | None = None, with_state
     except DatasetError:
         raise
     except READ_ERRORS as e:  # h5py on a damaged file: OSError, KeyError, RuntimeError, ValueError, ...
-        from marlbench.data.formats.detect import damaged_hdf5
-
-        raise damaged_hdf5(path, e) from e
+        raise damaged_hdf5(path, e, obtain_again(path)) from e
     meta.update(metadata or {})
     try:
         return Dataset(terminals=terminals, truncations=np.zeros_like(terminals), metadata=meta, **arrays)
