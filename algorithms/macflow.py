@@ -103,6 +103,7 @@ class MACFlow(Algorithm, name="macflow", continuous=True, discrete=True):
         self.to(self.device)
         params = itertools.chain(self.flow.parameters(), self.critic.parameters(), self.actor.parameters())
         self.optimizer = make_adam(params, cfg.lr, cfg.adam_eps)
+        self.episode_noise: Tensor | None = None  # eval_noise="episode": z of the running evaluation episodes
 
     # -- Stage I: the flow policy
     def velocity(self, obs: Tensor, x: Tensor, t: Tensor) -> Tensor:
@@ -210,7 +211,7 @@ class MACFlow(Algorithm, name="macflow", continuous=True, discrete=True):
                  else per_agent.mean() / (1 if discrete else self.spec.action_dim)}
         if cfg.q_guidance:
             self.critic.requires_grad_(False)  # the actor's Q term must not train the critic
-            q_tot = self.aggregate(self.q_members(self.critic, obs, policy)).mean(-1)
+            q_tot = self.q_tot(obs, policy)
             self.critic.requires_grad_(True)
             q_loss = -q_tot.mean()
             if cfg.normalize_q_loss:
@@ -262,7 +263,7 @@ class MACFlow(Algorithm, name="macflow", continuous=True, discrete=True):
         return {k: v.detach() for k, v in losses.items()}
 
     def start_episodes(self, count: int) -> None:
-        self.episode_noise = None  # eval_noise="episode": drawn at the first act() of these episodes
+        self.episode_noise = None  # drawn at the first act() of these episodes
 
     def policy_noise(self, obs: Tensor) -> Tensor:
         """z for acting: redrawn every step (FQL), zero, or fixed for each episode (reference code)."""
@@ -270,7 +271,7 @@ class MACFlow(Algorithm, name="macflow", continuous=True, discrete=True):
         if self.cfg.eval_noise == "zero":
             return torch.zeros(shape, device=obs.device)
         if self.cfg.eval_noise == "episode":
-            noise = getattr(self, "episode_noise", None)
+            noise = self.episode_noise
             if noise is None or noise.shape != shape:  # a new set of episodes (or a lone latency call)
                 self.episode_noise = noise = torch.randn(shape, device=obs.device)
             return noise

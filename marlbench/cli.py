@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from marlbench.errors import MarlbenchError
+from marlbench.errors import MarlbenchError, UnknownNameError
 
 USAGE_ERROR = 2
 
@@ -36,15 +36,11 @@ def cmd_list(args: argparse.Namespace) -> int:
             aliases = ", ".join(TASKS.aliases_of(name))
             print(f"  {'+' if runnable else '-'} {name:<34} ({aliases}) - {why}")
     if args.what in ("presets", "all"):
-        from importlib import resources
-
-        import yaml
-
-        from marlbench.config import preset_names
+        from marlbench.config import preset_doc, preset_names
 
         print("Presets (marlbench run --preset NAME; configs/presets/):")
         for name in preset_names():
-            doc = yaml.safe_load(resources.files("marlbench.configs").joinpath("presets", f"{name}.yaml").read_text())
+            doc = preset_doc(name)
             print(f"  {name:<24} {doc['algorithm']:<8} {doc.get('description', '')}")
     return 0
 
@@ -231,8 +227,6 @@ def cmd_plot(args: argparse.Namespace) -> int:
         out = Path(args.out or "results/figures")
         results = _read_results(args)
         if args.algos or args.tasks:  # e.g. two algorithms' learning curves on one task
-            from marlbench.errors import UnknownNameError
-
             chosen = {}
             for kind, given, have in (("algorithm", args.algos, results.algorithms), ("task", args.tasks,
                                                                                     results.tasks)):

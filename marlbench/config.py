@@ -167,14 +167,19 @@ def preset_names() -> list[str]:
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
+def preset_doc(name: str) -> dict[str, Any]:
+    """The YAML document of preset ``name``: ``algorithm``, ``description``, ``set``, ``tasks``."""
+    names = preset_names()
+    if name not in names:
+        raise UnknownNameError("preset", name, names)
+    return yaml.safe_load(resources.files("marlbench.configs").joinpath("presets", f"{name}.yaml").read_text())
+
+
 def load_preset(name: str, algorithm: str, task: str) -> dict[str, Any]:
     """A named published setting (``configs/presets/<name>.yaml``): its ``set`` values plus those of the first
     ``tasks`` pattern (fnmatch on the canonical task name) that matches ``task``. Refuses another algorithm's
     preset and a task the preset does not cover."""
-    names = preset_names()
-    if name not in names:
-        raise UnknownNameError("preset", name, names)
-    doc = yaml.safe_load(resources.files("marlbench.configs").joinpath("presets", f"{name}.yaml").read_text())
+    doc = preset_doc(name)
     if doc["algorithm"] != algorithm:
         raise ConfigError(f"preset {name!r} is for algorithm {doc['algorithm']!r}, not {algorithm!r}")
     values = dict(doc.get("set") or {})
