@@ -236,7 +236,7 @@ class MACFlow(Algorithm, name="macflow", continuous=True, discrete=True):
             teacher = masked(teacher, batch.legals).argmax(-1)
         terms = self.actor_terms(obs, batch.legals, noise, teacher)
         params = [p for p in self.actor.parameters() if p.requires_grad]
-        norm = lambda grads: torch.sqrt(sum(g.square().sum() for g in grads))  # noqa: E731
+        norm = lambda grads: torch.sqrt(sum(g.square().sum() for g in grads))
         out = {"diag_distill_loss": terms["distill_loss"].detach(),
                "grad_norm_distill": norm(torch.autograd.grad(cfg.alpha * terms["distill_loss"], params,
                                                              retain_graph="q_loss" in terms))}

@@ -1,4 +1,4 @@
-"""marl-eval compatible JSON export (`marlbench export marl-eval`) and its reader.
+"""marl-eval compatible JSON export (`marlbench export marl-eval`); `reader.read_results` reads it back.
 
 marl-eval (instadeepai/marl-eval) expects::
 
@@ -13,16 +13,15 @@ with ``return`` and ``normalised_score`` (metrics.jsonl keeps only the mean of a
 hold one value); ``absolute_metrics`` holds the final evaluation's per-episode ``return`` and
 ``normalised_score`` plus one-element ``inference_ms`` and ``train_seconds``. marl-eval has no place for run
 metadata, so ``<file>.meta.json`` beside it keeps each run's task, profile, run id, dataset source and checksum;
-``read_results`` on the JSON file reads both back.
+``reader.read_results`` on the JSON file reads both back (``reader.marl_eval_rows``).
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 from marlbench.analysis import references as refs
-from marlbench.analysis.reader import Results, ResultsError
+from marlbench.analysis.reader import Results
 from marlbench.results import atomic_write_json
 
 
@@ -74,51 +73,3 @@ def write_marl_eval(results: Results, path: Path) -> list[Path]:
     atomic_write_json(path, doc)
     atomic_write_json(meta_path, meta)
     return [path, meta_path]
-
-
-def marl_eval_rows(path: Path) -> tuple[list[dict], list[dict]]:
-    """Run and curve rows (reader.read_results format, before normalisation) from a marl-eval JSON file."""
-    path = Path(path)
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        raise ResultsError(f"cannot read marl-eval file {path}: {err}") from err
-    meta_path = path.with_suffix(".meta.json")
-    meta = json.loads(meta_path.read_text())["runs"] if meta_path.exists() else {}
-    runs, curves = [], []
-    for env, tasks in doc.items():
-        for task_name, algos in tasks.items():
-            for algo, seeds in algos.items():
-                for run_name, run in seeds.items():
-                    m = meta.get(f"{env}/{task_name}/{algo}/{run_name}", {})
-                    task = m.get("task") or f"{env}/{task_name}"
-                    benchmark, scenario, quality = refs.split_task(task)
-                    seed = int(run_name.rsplit("_", 1)[-1]) if run_name.rsplit("_", 1)[-1].isdigit() else len(runs)
-                    absolute = run.get("absolute_metrics", {})
-                    returns = absolute.get("return") or []
-                    ret = sum(returns) / len(returns) if returns else None
-                    norm = absolute.get("normalised_score") or []
-                    base = {"algorithm": algo, "task": task, "benchmark": benchmark, "dataset": task_name,
-                            "seed": seed, "profile": m.get("profile", "unknown"),
-                            "run_id": m.get("run_id") or f"marl-eval:{path.name}"}
-                    runs.append({
-                        **base, "scenario": scenario, "quality": quality, "step": m.get("steps"), "return": ret,
-                        "return_std": m.get("return_std"),
-                        "recorded_normalised_score": sum(norm) / len(norm) if norm and None not in norm else None,
-                        "inference_ms": (absolute.get("inference_ms") or [None])[0],
-                        "train_seconds": (absolute.get("train_seconds") or [None])[0],
-                        "source": m.get("source"), "checksum": m.get("checksum"), "win_rate": m.get("win_rate"),
-                        "returns": returns, "finished_at": m.get("finished_at"), "path": str(path),
-                    })
-                    steps = sorted((k for k in run if k.startswith("step_")), key=lambda k: int(k.split("_")[1]))
-                    for k in steps:
-                        point = run[k]
-                        r = point.get("return") or [None]
-                        n = point.get("normalised_score") or [None]
-                        curves.append({**base, "step": int(point["step_count"]), "return": r[0] if len(r) == 1 else
-                                       sum(r) / len(r), "recorded": n[0] if len(n) == 1 else sum(n) / len(n),
-                                       "final": False})
-                    if m.get("steps") is not None and ret is not None:  # the final evaluation is a curve point too
-                        curves.append({**base, "step": int(m["steps"]), "return": ret,
-                                       "recorded": runs[-1]["recorded_normalised_score"], "final": True})
-    return runs, curves

@@ -3,8 +3,8 @@
 - ``inference`` (Fig. 1/4): mean normalised score against mean inference ms per joint action (log x), one point
   per algorithm with 95% stratified-bootstrap intervals on both axes; one panel per benchmark and one over all
   tasks.
-- ``training`` (Fig. 11): mean training wall-clock (gradient steps only) per algorithm with 95% intervals, discrete
-  (SMAC-like) and continuous benchmarks in separate panels, log y.
+- ``training`` (Fig. 11): mean training wall-clock (gradient steps only) per algorithm with 95% intervals, tasks
+  with discrete and continuous actions (as each run's recorded spec says) in separate panels, log y.
 - ``curves`` (Fig. 12): learning curves, IQM of the normalised score over seeds x tasks at every evaluation step,
   with 95% stratified-bootstrap bands; one panel per benchmark.
 - ``profiles``: rliable performance profiles (fraction of runs with normalised score > tau) with bands.
@@ -79,18 +79,18 @@ def _label(algo: str, have: list[str], tasks: list[str]) -> str:
     return name if len(have) == len(tasks) else f"{name} ({len(have)}/{len(tasks)} tasks)"
 
 
-def _panels(results: Results) -> list[tuple[str, list[str]]]:
+def panels(results: Results) -> list[tuple[str, list[str]]]:
     by: dict[str, list[str]] = {}
     for t in results.tasks:
         if refs.reference(t) is not None:
             by.setdefault(refs.split_task(t)[0], []).append(t)
-    order = sorted(by, key=lambda b: (list(refs.BENCHMARK_LABELS).index(b) if b in refs.BENCHMARK_LABELS else 99, b))
-    panels = [(refs.benchmark_label(b), by[b]) for b in order]
-    if len(panels) > 1:
-        panels.append(("All tasks", [t for _, ts in panels for t in ts]))
-    if not panels:
+    order = sorted(by, key=refs.benchmark_sort_key)
+    out = [(refs.benchmark_label(b), by[b]) for b in order]
+    if len(out) > 1:
+        out.append(("All tasks", [t for _, ts in out for t in ts]))
+    if not out:
         raise ResultsError("no task with fixed normalisation references in these results; nothing to plot")
-    return panels
+    return out
 
 
 def _grid(n: int, plt, width: float = 4.2, height: float = 3.4):
@@ -104,9 +104,9 @@ def _grid(n: int, plt, width: float = 4.2, height: float = 3.4):
 
 def plot_inference(results: Results, out_dir: Path, reps: int, seed: int) -> list[Path]:
     plt = _plt()
-    panels = _panels(results)
-    fig, axes = _grid(len(panels), plt)
-    for ax, (label, tasks) in zip(axes, panels):
+    shown = panels(results)
+    fig, axes = _grid(len(shown), plt)
+    for ax, (label, tasks) in zip(axes, shown):
         for algo in results.algorithms:
             score, have = _matrix(results, algo, tasks, "normalised_score")
             ms, _ = _matrix(results, algo, have, "inference_ms") if have else (None, [])
@@ -129,12 +129,19 @@ def plot_inference(results: Results, out_dir: Path, reps: int, seed: int) -> lis
     return _save(fig, out_dir, "inference")
 
 
+def action_groups(results: Results) -> dict[str, list[str]]:
+    """Tasks by action space, as their runs recorded it (the spec in config.json): Fig. 11's two panels, plus one
+    for runs whose records carry no spec and whose task is not registered here. Empty groups are left out."""
+    kinds = results.action_kinds()
+    groups = {label: [t for t in results.tasks if kinds[t] == kind]
+              for label, kind in (("Discrete control", "discrete"), ("Continuous control", "continuous"),
+                                  ("Action space not recorded", None))}
+    return {k: v for k, v in groups.items() if v}
+
+
 def plot_training(results: Results, out_dir: Path, reps: int, seed: int) -> list[Path]:
     plt = _plt()
-    groups = {"Discrete control": [t for t in results.tasks if refs.split_task(t)[0] in refs.DISCRETE_BENCHMARKS],
-              "Continuous control": [t for t in results.tasks
-                                     if refs.split_task(t)[0] not in refs.DISCRETE_BENCHMARKS]}
-    groups = {k: v for k, v in groups.items() if v}
+    groups = action_groups(results)
     fig, axes = _grid(len(groups), plt, width=5.5)
     for ax, (label, tasks) in zip(axes, groups.items()):
         names, points, lows, highs, colors = [], [], [], [], []
@@ -177,9 +184,9 @@ def _curve_array(results: Results, algo: str, tasks: list[str]):
 def plot_curves(results: Results, out_dir: Path, reps: int, seed: int, algorithms: list[str] | None = None
                 ) -> list[Path]:
     plt = _plt()
-    panels = _panels(results)
-    fig, axes = _grid(len(panels), plt)
-    for ax, (label, tasks) in zip(axes, panels):
+    shown = panels(results)
+    fig, axes = _grid(len(shown), plt)
+    for ax, (label, tasks) in zip(axes, shown):
         for algo in algorithms or results.algorithms:
             arr, steps = _curve_array(results, algo, tasks)
             if arr is None:

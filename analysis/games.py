@@ -4,7 +4,7 @@
 Fig. 3 (distillation diagnostics, 3-agent landmark covering), Fig. 13 (landmark trajectories, 3 and 40 agents),
 Fig. 14 (coordination game), Fig. 15 (XOR) and Fig. 16 (payoff game against zeta) as PNG files.
 W2 between the joint flow policy and the factorised one-step policy is the exact W2 between their joint-action
-distributions (marlbench.diagnostics.w2_discrete, support = the four joint actions as points of {0,1}^2).
+distributions (marlbench.analysis.diagnostics.w2_discrete, support = the four joint actions as points of {0,1}^2).
 """
 from __future__ import annotations
 
@@ -15,12 +15,19 @@ from typing import Any
 import numpy as np
 import torch
 
+from marlbench.analysis.diagnostics import (
+    coupled_w2_bound,
+    mean_pairwise_gaussian_mi,
+    w2_coupled_lipschitz,
+    w2_discrete,
+)
 from marlbench.config import resolve
-from marlbench.errors import require
 from marlbench.data.formats.native import load_native
+from marlbench.data.generate import rollout
 from marlbench.data.sampler import TransitionSampler
-from marlbench.diagnostics import coupled_w2_bound, mean_pairwise_gaussian_mi, w2_coupled_lipschitz, w2_discrete
 from marlbench.envs.games import COORDINATION_PAYOFF, PAYOFF_ZETAS, joint_action_frequencies, payoff_name
+from marlbench.envs.landmarks import GENERATE_CHUNK, LandmarkCoveringEnv
+from marlbench.errors import require
 from marlbench.protocol import EVAL_SEED_OFFSET, ensure_dataset, evaluate, seed_everything
 from marlbench.registry import ALGORITHMS
 from marlbench.tasks import get_task
@@ -101,8 +108,9 @@ def distillation_diagnostics(algo, dataset, n_obs: int = 16, k: int = 64, seed: 
     bound on the true constant); averages over observations are reported, and the bound L_Q * W2 is formed per
     observation before averaging. ``points`` keeps the per-observation (W2, gap, L_Q) for Fig. 3(d).
     Inter-agent mutual information (Fig. 3(b)) is I(a_i; a_j | o) from the k draws at each observation, averaged
-    over observations and agent pairs (Gaussian estimator, marlbench.diagnostics.mean_pairwise_gaussian_mi). The
-    one-step policies are independent given o by construction, so their value is the estimator's bias floor."""
+    over observations and agent pairs (Gaussian estimator,
+    marlbench.analysis.diagnostics.mean_pairwise_gaussian_mi). The one-step policies are independent given o by
+    construction, so their value is the estimator's bias floor."""
     g = torch.Generator().manual_seed(seed)
     rows = torch.randint(dataset.n_transitions, (n_obs,), generator=g)
     obs = torch.as_tensor(dataset.obs[rows.numpy()])  # [n_obs, N, do]
@@ -134,9 +142,6 @@ def distillation_diagnostics(algo, dataset, n_obs: int = 16, k: int = 64, seed: 
 def landmark_trajectories(algo, dataset, n_agents: int, seed: int = 0) -> dict[str, list]:
     """Fig. 13: agent positions [T, N, 2] of the dataset's first episode, and of the joint flow and the one-step
     policies rolled out from that episode's start state (same reset seed as the generator's first chunk)."""
-    from marlbench.data.generate import rollout
-    from marlbench.envs.landmarks import GENERATE_CHUNK, LandmarkCoveringEnv
-
     limit = algo.spec.episode_limit
     out = {"dataset": dataset.obs[:limit, :, :2].tolist()}
     for deploy in ("flow", "onestep"):

@@ -19,15 +19,18 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from marlbench.errors import MarlbenchError, require
+from typing import TYPE_CHECKING
 
 from marlbench.analysis import references as refs
+from marlbench.errors import MarlbenchError, require
+
+if TYPE_CHECKING:  # pandas is the [analysis] extra, imported when results are read
+    import pandas as pd
 
 RUN_COLUMNS = [
     "algorithm", "task", "benchmark", "scenario", "quality", "dataset", "seed", "step", "return", "return_std",
     "normalised_score", "recorded_normalised_score", "inference_ms", "train_seconds", "profile", "run_id",
-    "source", "checksum", "win_rate", "returns", "finished_at", "path",
+    "source", "checksum", "win_rate", "returns", "finished_at", "path", "action_kind",
 ]
 CURVE_COLUMNS = ["algorithm", "task", "benchmark", "dataset", "seed", "step", "return", "normalised_score",
                  "final", "profile", "run_id"]
@@ -90,8 +93,8 @@ def _pd():
 
 @dataclass
 class Results:
-    runs: "pd.DataFrame"  # noqa: F821
-    curves: "pd.DataFrame"  # noqa: F821
+    runs: pd.DataFrame
+    curves: pd.DataFrame
     warnings: list[str] = field(default_factory=list)
     incomplete: list[str] = field(default_factory=list)  # seed directories without final.json
 
@@ -106,6 +109,15 @@ class Results:
     @property
     def profiles(self) -> list[str]:
         return sorted(self.runs["profile"].astype(str).unique())
+
+    def action_kinds(self) -> dict[str, str | None]:
+        """Per task, ``continuous`` or ``discrete`` as its runs recorded it (the spec in config.json), else as the
+        registered task's spec says; None when neither knows."""
+        out = {}
+        for task in self.tasks:
+            recorded = self.runs.loc[self.runs["task"] == task, "action_kind"].dropna().unique()
+            out[task] = str(recorded[0]) if len(recorded) else refs.task_action_kind(task)
+        return out
 
     def select(self, algorithms: Iterable[str] | None = None, tasks: Iterable[str] | None = None) -> "Results":
         runs, curves = self.runs, self.curves
@@ -146,7 +158,6 @@ class Results:
     def score_matrix(self, algorithm: str, tasks: Sequence[str], column: str = "normalised_score",
                      seeds: Sequence[int] | None = None):
         """``[runs, tasks]`` array of one algorithm's scores, rows ordered by seed (rliable's layout)."""
-        import numpy as np
 
         sub = self.runs[(self.runs["algorithm"] == algorithm) & self.runs["task"].isin(tasks)]
         if seeds is not None:
@@ -221,6 +232,7 @@ def _run_row(seed_dir: Path, final: dict, config: dict | None, warnings: list[st
         "run_id": final.get("run_id") or seed_dir.parent.name, "source": dataset.get("source"),
         "checksum": dataset.get("checksum"), "win_rate": final.get("win_rate"),
         "returns": final.get("returns"), "finished_at": final.get("finished_at"), "path": str(seed_dir),
+        "action_kind": ((config or {}).get("spec") or {}).get("action_kind"),
     }
 
 
@@ -249,6 +261,54 @@ def _normalise_rows(rows: list[dict], key: str, recorded: str, warnings: list[st
                         f"references (random {ref.random}, expert {ref.expert}); the recomputed value is used")
 
 
+def marl_eval_rows(path: Path) -> tuple[list[dict], list[dict]]:
+    """Run and curve rows (reader.read_results format, before normalisation) from a marl-eval JSON file."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise ResultsError(f"cannot read marl-eval file {path}: {err}") from err
+    meta_path = path.with_suffix(".meta.json")
+    meta = json.loads(meta_path.read_text())["runs"] if meta_path.exists() else {}
+    runs, curves = [], []
+    for env, tasks in doc.items():
+        for task_name, algos in tasks.items():
+            for algo, seeds in algos.items():
+                for run_name, run in seeds.items():
+                    m = meta.get(f"{env}/{task_name}/{algo}/{run_name}", {})
+                    task = m.get("task") or f"{env}/{task_name}"
+                    benchmark, scenario, quality = refs.split_task(task)
+                    seed = int(run_name.rsplit("_", 1)[-1]) if run_name.rsplit("_", 1)[-1].isdigit() else len(runs)
+                    absolute = run.get("absolute_metrics", {})
+                    returns = absolute.get("return") or []
+                    ret = sum(returns) / len(returns) if returns else None
+                    norm = absolute.get("normalised_score") or []
+                    base = {"algorithm": algo, "task": task, "benchmark": benchmark, "dataset": task_name,
+                            "seed": seed, "profile": m.get("profile", "unknown"),
+                            "run_id": m.get("run_id") or f"marl-eval:{path.name}"}
+                    runs.append({
+                        **base, "scenario": scenario, "quality": quality, "step": m.get("steps"), "return": ret,
+                        "return_std": m.get("return_std"),
+                        "recorded_normalised_score": sum(norm) / len(norm) if norm and None not in norm else None,
+                        "inference_ms": (absolute.get("inference_ms") or [None])[0],
+                        "train_seconds": (absolute.get("train_seconds") or [None])[0],
+                        "source": m.get("source"), "checksum": m.get("checksum"), "win_rate": m.get("win_rate"),
+                        "returns": returns, "finished_at": m.get("finished_at"), "path": str(path),
+                    })
+                    steps = sorted((k for k in run if k.startswith("step_")), key=lambda k: int(k.split("_")[1]))
+                    for k in steps:
+                        point = run[k]
+                        r = point.get("return") or [None]
+                        n = point.get("normalised_score") or [None]
+                        curves.append({**base, "step": int(point["step_count"]), "return": r[0] if len(r) == 1 else
+                                       sum(r) / len(r), "recorded": n[0] if len(n) == 1 else sum(n) / len(n),
+                                       "final": False})
+                    if m.get("steps") is not None and ret is not None:  # the final evaluation is a curve point too
+                        curves.append({**base, "step": int(m["steps"]), "return": ret,
+                                       "recorded": runs[-1]["recorded_normalised_score"], "final": True})
+    return runs, curves
+
+
 def read_results(paths: str | Path | Sequence[str | Path], profile: str | None = None, mix_profiles: bool = False,
                  latest: bool = False, curves: bool = True) -> Results:
     """Collect every completed seed under ``paths`` (results roots or marl-eval JSON files).
@@ -263,8 +323,6 @@ def read_results(paths: str | Path | Sequence[str | Path], profile: str | None =
     run_rows, curve_rows, warnings, incomplete = [], [], [], []
     for p in map(Path, paths):
         if p.is_file() and p.suffix == ".json":
-            from marlbench.analysis.export import marl_eval_rows
-
             r, c = marl_eval_rows(p)
             run_rows += r
             curve_rows += c

@@ -19,7 +19,11 @@ from pathlib import Path
 
 import yaml
 
-from marlbench.errors import MarlbenchError
+import marlbench.configs as configs
+from marlbench import catalog
+from marlbench.errors import MarlbenchError, UnknownNameError
+from marlbench.registry import TASKS
+from marlbench.tasks import family_of
 
 REFERENCE_DIR = Path(__file__).resolve().parent.parent / "configs" / "reference"
 
@@ -31,17 +35,12 @@ ALGORITHM_LABELS = {
 # column order when no paper table fixes it: the paper's Gaussian, diffusion, flow grouping, MAC-Flow last
 ALGORITHM_ORDER = ("bc", "mabcq", "macql", "matd3bc", "icq", "omar", "omiga", "diffusion-bc", "madiff", "dof",
                    "flow-bc", "macflow")
-BENCHMARK_LABELS = {"smacv1": "SMACv1", "smacv2": "SMACv2", "mamujoco": "MA-MuJoCo", "mpe": "MPE",
-                    "games": "Games", "landmarks": "Landmarks", "smax": "SMAX"}
 QUALITIES = ("medium-replay", "medium-expert", "expert", "medium", "random", "good", "poor", "replay", "scripted")
-DISCRETE_BENCHMARKS = ("smacv1", "smacv2", "smax")
 
 
 def reference_dir() -> Path:
     """configs/reference of this installation (the source tree or the installed marlbench.configs package)."""
     try:
-        import marlbench.configs as configs
-
         path = Path(configs.__file__).resolve().parent / "reference"
         if path.is_dir():
             return path
@@ -63,7 +62,25 @@ def algorithm_label(name: str) -> str:
 
 
 def benchmark_label(name: str) -> str:
-    return BENCHMARK_LABELS.get(name, name)
+    """The label of a benchmark's task family (``Family.label``); the name itself for an unregistered one."""
+    catalog.load()
+    family = family_of(name)
+    return family.label if family is not None else name
+
+
+def benchmark_sort_key(name: str) -> tuple[int, str]:
+    """Tables and figures order benchmarks by their family's ``order``; unregistered ones last, by name."""
+    catalog.load()
+    family = family_of(name)
+    return (family.order if family is not None else 10**6, name)
+
+
+def task_action_kind(task: str) -> str | None:
+    """``continuous`` or ``discrete`` from the registered task's spec; None if the task or its spec is unknown
+    here. Run records carry their own spec (config.json), which the reader prefers."""
+    catalog.load()
+    spec = TASKS.get(task).spec if task in TASKS else None
+    return spec.action_kind if spec is not None else None
 
 
 def algorithm_sort_key(name: str) -> tuple[int, str]:
@@ -103,9 +120,7 @@ def config_references() -> dict[str, Reference]:
 
 
 def _registry_reference(task: str) -> Reference | None:
-    import marlbench.catalog  # noqa: F401  (registers every task)
-    from marlbench.registry import TASKS
-
+    catalog.load()
     if task not in TASKS:
         return None
     spec = TASKS.get(task).spec
@@ -245,8 +260,6 @@ def parse_paper_table(data: dict, where: str = "paper table") -> PaperTable:
 @functools.lru_cache(maxsize=None)
 def paper_table(name: str) -> PaperTable:
     if name not in PAPER_TABLES:
-        from marlbench.errors import UnknownNameError
-
         raise UnknownNameError("paper table", name, PAPER_TABLES)
     return parse_paper_table(_load(f"{name}.yaml"), f"configs/reference/{name}.yaml")
 

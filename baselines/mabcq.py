@@ -73,7 +73,7 @@ class MABCQ(Algorithm, name="mabcq", continuous=True, discrete=True):
     def __init__(self, spec, cfg: MABCQConfig, device="cpu"):
         super().__init__(spec, cfg, device)
         n, do, da, h = spec.n_agents, spec.obs_dim, spec.action_dim, cfg.hidden_dims
-        net = lambda i, o: AgentMLP(n, i, h, o, shared=cfg.share_parameters, layer_norm=cfg.layer_norm)  # noqa: E731
+        net = lambda i, o: AgentMLP(n, i, h, o, shared=cfg.share_parameters, layer_norm=cfg.layer_norm)
         self.q = nn.ModuleDict({"critic": AgentQ(spec, cfg, cfg.critic_ensemble),
                                 "mixer": make_mixer(cfg.mixer, spec, cfg.mixer_embed)})
         self.target_q = copy.deepcopy(self.q).requires_grad_(False)

@@ -151,7 +151,8 @@ class OMAR(Algorithm, name="omar", continuous=True, discrete=False):
         loss = cfg.mix * imitation - (1 - cfg.mix) * q_term + cfg.action_reg * reg
         # mechanism: how much the search improves on pi, and how often it wins at all
         return {"actor_loss": loss, "imitation_loss": imitation.detach(),
-                "search_gain": (q_hat - q_pi.detach()).mean(), "search_win_rate": (q_hat > q_pi.detach()).float().mean()}
+                "search_gain": (q_hat - q_pi.detach()).mean(),
+                "search_win_rate": (q_hat > q_pi.detach()).float().mean()}
 
     def _step(self, loss: Tensor, optimizer: torch.optim.Optimizer, *modules: torch.nn.Module) -> None:
         optimizer.zero_grad(set_to_none=True)

@@ -1,4 +1,4 @@
-"""Load time of 1M-transition public datasets into memory (the issue's target: at most 10 s).
+"""Load time of 1M-transition public datasets into memory (target: at most 10 s).
 
     python benchmarks/load_public.py [--transitions 1000000] [--dir DIR] [--keep] [--json]
 

@@ -15,12 +15,22 @@ USAGE_ERROR = 2
 
 
 def _catalog() -> None:
-    import marlbench.catalog  # noqa: F401
+    """Register the built-in algorithms and task families. Imported here, not at the top, so `marlbench --help`
+    and the analysis commands start without importing torch and every algorithm."""
+    from marlbench import catalog
+
+    catalog.load()
+
+
+def _family_sort_key(benchmark: str) -> tuple[int, str]:
+    from marlbench.registry import FAMILIES
+
+    return (FAMILIES.get(benchmark).order if benchmark in FAMILIES else 10**6, benchmark)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     _catalog()
-    from marlbench.registry import ALGORITHMS, TASKS
+    from marlbench.registry import ALGORITHMS, FAMILIES, TASKS
 
     if args.what in ("algos", "all"):
         print("Algorithms (action spaces):")
@@ -29,12 +39,17 @@ def cmd_list(args: argparse.Namespace) -> int:
             kinds = "/".join(k for k, ok in (("continuous", cls.continuous), ("discrete", cls.discrete)) if ok)
             print(f"  {name:<12} {kinds:<20} {cls.summary}")
     if args.what in ("tasks", "all"):
-        print("Tasks (aliases) - status:")
+        print("Tasks by family (aliases) - status:")
+        by_family: dict[str, list[str]] = {}
         for name in TASKS.names():
-            task = TASKS.get(name)
-            runnable, why = task.status()
-            aliases = ", ".join(TASKS.aliases_of(name))
-            print(f"  {'+' if runnable else '-'} {name:<34} ({aliases}) - {why}")
+            by_family.setdefault(TASKS.get(name).benchmark, []).append(name)
+        for benchmark in sorted(by_family, key=_family_sort_key):
+            family = FAMILIES.get(benchmark) if benchmark in FAMILIES else None
+            print(f"  {family.label}: {family.description}" if family else f"  {benchmark}:")
+            for name in by_family[benchmark]:
+                runnable, why = TASKS.get(name).status()
+                aliases = ", ".join(TASKS.aliases_of(name))
+                print(f"    {'+' if runnable else '-'} {name:<34} ({aliases}) - {why}")
     if args.what in ("presets", "all"):
         from marlbench.config import preset_doc, preset_names
 
@@ -73,7 +88,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     resolve_device(args.device)
     ensure_dataset(task, log)
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-    records = run_local(algo_cls.name, task.name, seeds, resolved, Path(args.results), args.device,
+    records = run_local(algo_cls.name, task, seeds, resolved, Path(args.results), args.device,
                         args.workers, show_progress=not args.no_progress)
     if args.json:
         print(json.dumps(records, indent=2))
@@ -98,74 +113,36 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
+    """`marlbench data ACTION`: the action's options, unpacked into its typed function in marlbench/data/commands.py."""
     _catalog()
     from marlbench.data import commands
-    from marlbench.data.formats.native import save_native
-    from marlbench.tasks import get_task, require_writable
 
-    if args.action in ("download", "convert", "subsample", "combine"):
-        return getattr(commands, args.action)(args)
-    if args.action == "info":
-        return _data_info(args)
-    if len(args.names) != 1:
-        raise MarlbenchError(f"data {args.action} takes one task name")
-    task = get_task(args.names[0])
-    if args.action == "path":
-        print(task.dataset_path)
-        return 0
-    if args.action == "generate":
-        task.require_runnable()
-        if task.generate is None:
-            raise MarlbenchError(f"task {task.name!r} has no generator; its data comes from `marlbench data download`")
-        if task.dataset_path.exists() and not args.force and args.episodes is None and args.seed == 0 \
-                and not args.out:
-            damage = task.cache_damage()
-            if damage is None:
-                print(f"{task.dataset_path} already exists (use --force to regenerate)")
-                return 0
-            print(f"{task.dataset_path} is damaged: {damage}; regenerating it")
-        episodes = args.episodes or task.default_episodes
-        out = Path(args.out) if args.out else task.dataset_path
-        if out == task.dataset_path and (args.episodes not in (None, task.default_episodes) or args.seed != 0):
-            raise MarlbenchError("a non-default --episodes or --seed needs --out FILE, so the task's cached "
-                                 "dataset stays the documented default")
-        require_writable(out.parent)  # before generating, which can take minutes
-        dataset = task.generate(episodes, args.seed)
-        save_native(dataset, out)
-        print(f"wrote {out}: {dataset.n_episodes} episodes, {dataset.n_transitions} transitions, "
-              f"sha256 {dataset.checksum()}")
-        return 0
+    a = args
+    if a.action == "generate":
+        return commands.generate(a.names, episodes=a.episodes, seed=a.seed, out=a.out, force=a.force)
+    if a.action == "path":
+        return commands.show_path(a.names)
+    if a.action == "info":
+        return commands.info(a.names, file=a.file, task=a.task, fmt=a.format, uid=a.uid, source_seed=a.source_seed,
+                             markdown=a.markdown, png=a.png, card_dir=a.card_dir, as_json=a.json)
+    if a.action == "download":
+        return commands.download(a.names, all_datasets=a.all, archive=a.archive, url=a.url, retries=a.retries,
+                                 timeout=a.timeout, progress=not a.no_progress, force=a.force)
+    if a.action == "convert":
+        return commands.convert(a.names, task=a.task, fmt=a.format, uid=a.uid, source_seed=a.source_seed, out=a.out)
+    if a.action == "subsample":
+        return commands.subsample(a.names, out=a.out, episodes=a.episodes, transitions=a.transitions, seed=a.seed,
+                                  match=a.match, task=a.task, fmt=a.format, uid=a.uid, source_seed=a.source_seed)
+    if a.action == "combine":
+        return commands.combine(a.names, out=a.out, task=a.task)
     raise MarlbenchError(f"unknown data action {args.action!r}")
 
 
-def _data_info(args: argparse.Namespace) -> int:
-    from marlbench.data.cards import card_figure, card_markdown, card_text, make_card
-    from marlbench.data.commands import info_source, published_comparison
-
-    dataset, spec, name, path, task = info_source(args)
-    card = make_card(dataset, spec, name, str(path), published=published_comparison(task, dataset))
-    markdown, png = args.markdown, args.png
-    if args.card_dir:
-        stem = (name or Path(path).name).replace("/", "_")
-        markdown = markdown or str(Path(args.card_dir) / f"{stem}.md")
-        png = png or str(Path(args.card_dir) / f"{stem}.png")
-    if png:  # first, so a missing matplotlib fails before anything is written
-        print(f"wrote {card_figure(dataset, spec, card, png)}", file=sys.stderr if args.json else sys.stdout)
-    if markdown:
-        import os
-
-        from marlbench.results import atomic_write_bytes
-
-        rel = os.path.relpath(Path(png).resolve(), Path(markdown).resolve().parent) if png else None
-        atomic_write_bytes(Path(markdown), card_markdown(card, rel).encode())
-        print(f"wrote {markdown}", file=sys.stderr if args.json else sys.stdout)
-    print(json.dumps(card, indent=2, default=str) if args.json else card_text(card))
-    return 0
-
-
 def cmd_behaviour(args: argparse.Namespace) -> int:
+    _catalog()
     from marlbench.behaviour import tiers
-    from marlbench.behaviour.trainer import Trainer, config_with_overrides, default_command, get_env
+    from marlbench.behaviour.envs import get_env
+    from marlbench.behaviour.trainer import Trainer, config_with_overrides, default_command
     from marlbench.config import parse_set_options
 
     if args.action == "train":
@@ -315,39 +292,91 @@ def build_parser() -> argparse.ArgumentParser:
                                                        "its shapes do not fit the task. Runs as task <task>@<stem>")
     run.set_defaults(func=cmd_run)
 
-    data = sub.add_parser("data", help="dataset tools")
-    data.add_argument("action", choices=("generate", "info", "path", "download", "convert", "subsample", "combine"),
-                      help="generate|path TASK; info TASK|PATH; download TASK|VAULT ...|--all; convert SOURCE; "
-                           "subsample SOURCE; combine SOURCE SOURCE ... (docs/DATASETS.md)")
-    data.add_argument("names", nargs="*", metavar="TASK|PATH",
-                      help="task names or aliases, public vault ids (download), or dataset files/directories")
-    data.add_argument("--episodes", type=int, help="generate: episodes (default: the task's documented size); "
-                                                   "subsample: keep N whole episodes")
-    data.add_argument("--seed", type=int, default=0, help="generator seed; subsample: selection seed")
-    data.add_argument("--out", help="write to this file instead of the task's cache")
-    data.add_argument("--force", action="store_true", help="regenerate (download: fetch and convert again) even if "
-                                                            "the cached file exists")
-    data.add_argument("--file", help="info: describe this file or directory (any supported layout) instead of the "
-                                     "task's cached dataset")
-    data.add_argument("--markdown", metavar="FILE", help="info: also write the dataset card as Markdown")
-    data.add_argument("--png", metavar="FILE", help="info: also write the card's figure (needs the [plot] extra)")
-    data.add_argument("--card-dir", metavar="DIR", help="info: write <task>.md and <task>.png into DIR")
-    data.add_argument("--json", action="store_true", help="info: print the card as JSON")
-    data.add_argument("--task", help="convert/subsample/combine/info of a file: the task the data belongs to "
-                                     "(checked against it; convert then writes to the task's cache by default)")
-    data.add_argument("--format", default="auto", choices=("auto", "native", "vault", "omiga", "omar"),
-                      help="layout of the source (default: detected)")
-    data.add_argument("--uid", help="vault dataset inside a .vlt directory (Good, Medium, Expert, ...)")
-    data.add_argument("--source-seed", type=int, help="OMAR: which seed_<s>_data directory (default: the lowest)")
-    data.add_argument("--all", action="store_true", help="download: every dataset of the manifest")
-    data.add_argument("--archive", metavar="ZIP", help="download: use this manually downloaded archive")
-    data.add_argument("--url", help="download: fetch from this URL instead of the manifest's (a mirror)")
-    data.add_argument("--retries", type=int, default=4, help="download: retries after a failed transfer (default 4)")
-    data.add_argument("--timeout", type=float, default=60.0, help="download: seconds without data before retrying")
-    data.add_argument("--no-progress", action="store_true", help="download: no progress bar")
-    data.add_argument("--transitions", type=int, help="subsample: keep whole episodes up to N transitions")
-    data.add_argument("--match", metavar="SOURCE", help="subsample: follow the return distribution of SOURCE")
-    data.set_defaults(func=cmd_data)
+    data = sub.add_parser("data", help="dataset tools", description="Dataset tools (docs/DATASETS.md). "
+                          "`marlbench data ACTION --help` shows an action's options.")
+
+    class DataActionParser(argparse.ArgumentParser):  # an option another action takes: refused with this one's usage
+        def parse_known_args(self, args=None, namespace=None):
+            namespace, extras = super().parse_known_args(args, namespace)
+            if extras:
+                self.error(f"unrecognized arguments: {' '.join(extras)}")
+            return namespace, extras
+
+    data_actions = data.add_subparsers(dest="action", metavar="ACTION", title="actions", parser_class=DataActionParser)
+
+    def data_action(name: str, names_metavar: str, names_help: str, summary: str) -> argparse.ArgumentParser:
+        action = data_actions.add_parser(name, help=summary, description=summary[0].upper() + summary[1:] + ".")
+        action.add_argument("names", nargs="*", metavar=names_metavar, help=names_help)
+        action.set_defaults(func=cmd_data)
+        return action
+
+    def source_options(action: argparse.ArgumentParser, task_help: str) -> None:
+        action.add_argument("--task", help=task_help)
+        action.add_argument("--format", default="auto", choices=("auto", "native", "vault", "omiga", "omar"),
+                            help="layout of the source (default: detected)")
+        action.add_argument("--uid", help="vault dataset inside a .vlt directory (Good, Medium, Expert, ...)")
+        action.add_argument("--source-seed", type=int, help="OMAR: which seed_<s>_data directory (default: the "
+                                                            "lowest)")
+
+    generate = data_action("generate", "TASK", "task name or alias",
+                           "build a generated task's dataset into its cache (or --out FILE)")
+    generate.add_argument("--episodes", type=int, help="episodes (default: the task's documented size)")
+    generate.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
+    generate.add_argument("--out", help="write to this file instead of the task's cache (needed for a non-default "
+                                        "--episodes or --seed)")
+    generate.add_argument("--force", action="store_true", help="regenerate even if the cached file exists (a "
+                                                               "damaged one is rebuilt without it)")
+
+    data_action("path", "TASK", "task name or alias", "print where a task's dataset is (or will be) cached")
+
+    info = data_action("info", "TASK|PATH", "a task name or alias, or a dataset file or directory in any layout",
+                       "dataset card: size, returns, actions, coverage, and the published card's statistics")
+    info.add_argument("--file", help="describe this file or directory (any supported layout) instead of the task's "
+                                     "cached dataset")
+    source_options(info, "the task a file's data belongs to (checked against it)")
+    info.add_argument("--markdown", metavar="FILE", help="also write the dataset card as Markdown")
+    info.add_argument("--png", metavar="FILE", help="also write the card's figure (needs the [plot] extra)")
+    info.add_argument("--card-dir", metavar="DIR", help="write <task>.md and <task>.png into DIR")
+    info.add_argument("--json", action="store_true", help="print the card as JSON")
+
+    download = data_action("download", "TASK|VAULT", "public task names, paper aliases or vault ids",
+                           "download public datasets (OG-MARL vaults) and convert them into their tasks' caches")
+    download.add_argument("--all", action="store_true", help="every dataset of the manifest")
+    download.add_argument("--archive", metavar="ZIP", help="use this manually downloaded archive")
+    download.add_argument("--url", help="fetch from this URL instead of the manifest's (a mirror)")
+    download.add_argument("--retries", type=int, default=4, help="retries after a failed transfer (default 4)")
+    download.add_argument("--timeout", type=float, default=60.0, help="seconds without data before retrying "
+                                                                      "(default 60)")
+    download.add_argument("--no-progress", action="store_true", help="no progress bar")
+    download.add_argument("--force", action="store_true", help="fetch and convert again even if the datasets are "
+                                                               "present")
+
+    convert = data_action("convert", "SOURCE", "an OG-MARL vault, OMIGA .hdf5 file, OMAR directory or native file",
+                          "convert a dataset in any supported layout into a native HDF5 file")
+    source_options(convert, "the task the data belongs to (checked against it; a public task's cache is then the "
+                            "default --out)")
+    convert.add_argument("--out", help="write to this file (default: the cache of the public task of --task or of "
+                                       "the source's published name)")
+
+    subsample = data_action("subsample", "SOURCE", "a dataset file or directory, or a task name",
+                            "keep whole episodes of a dataset: --episodes N, --transitions N, or --match SOURCE")
+    subsample.add_argument("--episodes", type=int, help="keep N whole episodes")
+    subsample.add_argument("--transitions", type=int, help="keep whole episodes up to N transitions")
+    subsample.add_argument("--match", metavar="SOURCE", help="follow the return distribution of SOURCE")
+    subsample.add_argument("--seed", type=int, default=0, help="selection seed (default 0)")
+    subsample.add_argument("--out", help="output file (required; the task's cache is never overwritten)")
+    source_options(subsample, "the task the data belongs to (checked against it)")
+
+    combine = data_action("combine", "SOURCE", "two or more dataset files, directories or task names",
+                          "concatenate the episodes of two or more datasets")
+    combine.add_argument("--out", help="output file (required)")
+    combine.add_argument("--task", help="the task the data belongs to (checked against it)")
+
+    def data_without_action(_args: argparse.Namespace) -> int:  # `marlbench data` alone: its help, a usage error
+        data.print_help(sys.stderr)
+        return USAGE_ERROR
+
+    data.set_defaults(func=data_without_action)
 
     beh = sub.add_parser("behaviour", help="train behaviour policies online (MATD3) and export their tiers")
     beh.add_argument("action", choices=("train", "export", "replay"),

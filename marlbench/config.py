@@ -39,7 +39,7 @@ class AlgoConfig:
 
 @dataclass
 class ProtocolConfig:
-    """The training/evaluation protocol, identical for every algorithm (DESIGN.md "Protocol")."""
+    """The training/evaluation protocol, identical for every algorithm (docs/PROTOCOL.md)."""
 
     steps: int = 200_000  # gradient steps (paper G.4: 2e5 for MA-MuJoCo and MPE, 1e6 for SMAC)
     eval_every: int = 50_000  # learning-curve evaluations (paper App. E: every 50K steps)

@@ -5,6 +5,7 @@ completed seeds are skipped and interrupted ones resume whichever executor runs 
 """
 from __future__ import annotations
 
+import importlib
 import multiprocessing as mp
 import os
 import threading
@@ -12,20 +13,23 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from tqdm.auto import tqdm
+
 from marlbench.config import ResolvedConfig
+from marlbench.protocol import run_seed
+from marlbench.registry import ALGORITHMS
+from marlbench.tasks import Task, get_task
 
 
 def default_workers(n_jobs: int) -> int:
     return max(1, min(n_jobs, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()))
 
 
-def _job(algorithm, algo_module, task, seed, resolved, results_root, device, queue) -> dict[str, Any]:
-    import importlib
-
-    import marlbench.catalog  # noqa: F401  (spawned workers start empty)
-
-    importlib.import_module(algo_module)  # registers algorithms defined outside the catalogue (plugins, tests)
-    from marlbench.protocol import run_seed
+def _job(algorithm: str, algo_module: str, task: Task, seed: int, resolved: ResolvedConfig, results_root: Path,
+         device: str, queue) -> dict[str, Any]:
+    """One seed in a spawned worker. The task arrives pickled; the algorithm registers when its module is imported
+    (built-in or plugin alike), so the worker needs no catalogue."""
+    importlib.import_module(algo_module)
 
     def progress(step: int) -> None:
         queue.put((seed, step))
@@ -35,7 +39,7 @@ def _job(algorithm, algo_module, task, seed, resolved, results_root, device, que
 
 def run_local(
     algorithm: str,
-    task: str,
+    task: Task | str,
     seeds: list[int],
     resolved: ResolvedConfig,
     results_root: Path,
@@ -43,16 +47,13 @@ def run_local(
     workers: int | None = None,
     show_progress: bool = True,
 ) -> list[dict[str, Any]]:
-    """Run every seed and return the final records in seed order."""
-    from marlbench.protocol import run_seed
-    from marlbench.registry import ALGORITHMS
-
+    """Run every seed and return the final records in seed order. ``task`` is a task object or a registered name;
+    workers receive the object itself (tasks pickle), so tasks bound to a user's file need no registry there."""
+    task = get_task(task) if isinstance(task, str) else task
     algo_module = ALGORITHMS.get(algorithm).__module__
     workers = default_workers(len(seeds)) if workers is None else workers
     if workers <= 1 or len(seeds) == 1:
         return [run_seed(algorithm, task, s, resolved, results_root, device, show_bar=show_progress) for s in seeds]
-
-    from tqdm.auto import tqdm
 
     steps = resolved.protocol.steps
     ctx = mp.get_context("spawn")  # fork after torch has started threads can deadlock
@@ -75,7 +76,8 @@ def run_local(
         pumper.start()
         try:
             with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-                futures = [pool.submit(_job, algorithm, algo_module, task, s, resolved, results_root, device, queue) for s in seeds]
+                futures = [pool.submit(_job, algorithm, algo_module, task, s, resolved, results_root, device, queue)
+                           for s in seeds]
                 records = [f.result() for f in futures]
         finally:
             queue.put(None)

@@ -2,7 +2,7 @@
 
 Every network is an MLP with exact (erf) GELU and LayerNorm (paper App. E). Ensembles and per-agent
 (unshared) networks stack their weights and run as one batched matmul, so neither agents nor ensemble
-members are ever looped over in Python (see PERFORMANCE.md: shared weights + stacked batches are fastest here).
+members are ever looped over in Python (docs/SPEED.md: shared weights + stacked batches are fastest here).
 """
 from __future__ import annotations
 

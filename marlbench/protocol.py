@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import statistics
 import time
 from collections.abc import Callable
@@ -27,21 +26,25 @@ from marlbench.config import ResolvedConfig
 from marlbench.data.formats.native import load_native, read_native_metadata, save_native
 from marlbench.data.sampler import TransitionSampler
 from marlbench.errors import ConfigError
+from marlbench.paths import require_writable
 from marlbench.registry import ALGORITHMS
 from marlbench.results import (
-    FINAL_SCHEMA_VERSION, RunPaths, append_metrics, atomic_torch_save, atomic_write_json, machine, run_id,
-    truncate_metrics, versions,
+    FINAL_SCHEMA_VERSION,
+    RunPaths,
+    append_metrics,
+    atomic_torch_save,
+    atomic_write_json,
+    machine,
+    run_id,
+    truncate_jsonl,
+    versions,
 )
-from marlbench.tasks import Task, get_task, require_writable
+from marlbench.seeding import seed_everything
+from marlbench.tasks import Task, get_task
 
 EVAL_SEED_OFFSET = 1_000_003  # evaluation episodes never share a seed with training randomness
 DIAGNOSTIC_SEED_OFFSET = 2_000_003  # nor do the diagnostic batches
 
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def ensure_dataset(task: Task, log: Callable[[str], None] = print) -> Path:
@@ -138,7 +141,7 @@ def _score(task: Task, returns: np.ndarray) -> dict[str, Any]:
 
 def run_seed(
     algorithm: str,
-    task_name: str,
+    task: Task | str,
     seed: int,
     resolved: ResolvedConfig,
     results_root: Path,
@@ -146,8 +149,9 @@ def run_seed(
     progress: Callable[[int], None] | None = None,
     show_bar: bool = True,
 ) -> dict[str, Any]:
-    """Train and evaluate one seed; resume from its checkpoint or return its record if already complete."""
-    task, algo_cls = get_task(task_name), ALGORITHMS.get(algorithm)
+    """Train and evaluate one seed; resume from its checkpoint or return its record if already complete.
+    ``task`` is a task object (what executors send to workers) or a registered name."""
+    task, algo_cls = get_task(task) if isinstance(task, str) else task, ALGORITHMS.get(algorithm)
     proto, config = resolved.protocol, resolved.to_dict()
     # the stored checksum (attributes only) ties the run to the dataset's content: new data, new run
     data_checksum = read_native_metadata(task.dataset_path, task.name)["checksum"]
@@ -181,7 +185,7 @@ def run_seed(
         if dev.type == "cuda" and ckpt.get("cuda_rng") is not None:
             torch.cuda.set_rng_state(ckpt["cuda_rng"], dev)
         start, train_seconds, resumes = ckpt["step"], ckpt["train_seconds"], ckpt["resumes"] + [ckpt["step"]]
-        truncate_metrics(paths.metrics, start)
+        truncate_jsonl(paths.metrics, start)
     else:
         paths.dir.mkdir(parents=True, exist_ok=True)
         paths.metrics.unlink(missing_ok=True)

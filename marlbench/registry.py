@@ -1,8 +1,10 @@
-"""One registry type for algorithms, environments and tasks.
+"""One registry type for algorithms, task families, tasks and behaviour-training environments.
 
 Lookups accept canonical names and aliases; failures raise UnknownNameError listing the closest names.
 Third-party packages add algorithms through the entry-point group ``marlbench.algorithms``: each entry point names
-a module or class whose import registers it (subclassing ``Algorithm`` is enough).
+a module or class whose import registers it (subclassing ``Algorithm`` is enough). Built-in task families, tasks
+and environments are registered by ``marlbench.catalog.load()``; until it runs, those registries are empty, and a
+lookup says so.
 """
 from __future__ import annotations
 
@@ -55,7 +57,8 @@ class Registry(Generic[T]):
             return name
         if name in self._aliases:
             return self.alias_target(name)
-        raise UnknownNameError(self.kind, name, list(self._items) + list(self._aliases))
+        hint = "" if self._items else f"No {self.kind} is registered yet: call marlbench.catalog.load() first."
+        raise UnknownNameError(self.kind, name, list(self._items) + list(self._aliases), hint=hint)
 
     def get(self, name: str) -> T:
         return self._items[self.canonical(name)]
@@ -79,5 +82,6 @@ class Registry(Generic[T]):
 
 
 ALGORITHMS: Registry = Registry("algorithm", ENTRY_POINT_GROUP)
-ENVIRONMENTS: Registry = Registry("environment")
+FAMILIES: Registry = Registry("task family")
 TASKS: Registry = Registry("task")
+ENVIRONMENTS: Registry = Registry("environment")  # behaviour-training environments (marlbench.behaviour.envs)

@@ -82,14 +82,15 @@ def append_metrics(path: Path, record: dict) -> None:
         f.write(json.dumps(record, sort_keys=True) + "\n")
 
 
-def truncate_metrics(path: Path, last_step: int) -> None:
-    """On resume, drop lines logged after the checkpoint so the log matches an uninterrupted run."""
+def truncate_jsonl(path: Path, last: int, key: str = "step") -> None:
+    """On resume, drop the lines of a JSONL log whose ``key`` is past ``last`` (and a line cut by the kill), so the
+    log matches an uninterrupted run's."""
     if not path.exists():
         return
     keep = []
     for line in path.read_text().splitlines():
         try:
-            if json.loads(line)["step"] <= last_step:
+            if json.loads(line)[key] <= last:
                 keep.append(line)
         except (ValueError, KeyError):  # a line cut by the kill
             continue

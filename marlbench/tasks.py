@@ -1,21 +1,28 @@
-"""The task catalogue: ``<benchmark>/<scenario>-<quality>`` names, the paper's short names as aliases, and
-where each task's environment and dataset come from.
+"""Tasks and task families: the two types, their registries and where a task's dataset is cached.
 
-A task is runnable when its environment runs here and its dataset is cached or can be generated. Tasks of the
-paper that cannot run yet are registered anyway, so ``marlbench list tasks`` shows them with the reason, and
-``marlbench run`` refuses them with that reason instead of a traceback.
+A task is ``<benchmark>/<scenario>-<quality>``: a ``TaskSpec``, an environment factory, a dataset generator (or a
+download source), and a blocked reason while it cannot run here. Tasks of the paper that cannot run yet are
+registered anyway, so ``marlbench list tasks`` shows them with the reason and ``marlbench run`` refuses them with it.
+
+A task family (a benchmark such as MPE or MA-MuJoCo) is one module that defines a ``Family``: its label and place
+in tables and figures, its tasks and the environments behaviour policies can be trained in. ``marlbench.catalog``
+lists every built-in family; nothing here registers anything by itself.
+
+Tasks are plain frozen dataclasses whose factories are module-level functions or ``functools.partial``s of them,
+so a task object pickles and spawned workers receive the task itself, not a name to look up.
 """
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from marlbench.data.formats.native import native_damage
 from marlbench.errors import UnavailableError
-from marlbench.paths import DATA_DIR_ENV, data_dir, require_writable  # noqa: F401  (part of the tasks API)
-from marlbench.registry import TASKS
+from marlbench.paths import data_dir
+from marlbench.registry import ENVIRONMENTS, FAMILIES, TASKS
 from marlbench.spec import TaskSpec
+
 
 @dataclass(frozen=True)
 class Task:
@@ -52,8 +59,6 @@ class Task:
     def cache_damage(self) -> str | None:
         """Why the cached dataset file cannot be read (truncated, corrupt, ...), None if it reads or is absent.
         A cheap check (attributes, shapes, last rows); the full checksum is verified when a run loads the file."""
-        from marlbench.data.formats.native import native_damage
-
         return native_damage(self.dataset_path) if self.dataset_path.exists() else None
 
     def require_runnable(self) -> None:
@@ -62,84 +67,47 @@ class Task:
             raise UnavailableError(f"task {self.name!r} cannot run here: {why}")
 
 
+TaskEntry = tuple[Task, tuple[str, ...]]  # a task and its aliases (the paper's short names)
+
+
+@dataclass(frozen=True)
+class Family:
+    """A benchmark: the tasks named ``<name>/...``, how tables and figures label and order them, and the
+    environments its behaviour policies are trained in (``marlbench behaviour train``).
+
+    ``tasks`` and ``behaviour_envs`` are called once, when the family is registered, so a family module costs
+    nothing until the catalogue loads it."""
+
+    name: str  # the benchmark part of task names
+    label: str  # in tables and figures
+    order: int  # tables and figures sort benchmarks by it (the paper's order: SMAC first, the games last)
+    tasks: Callable[[], Iterable[TaskEntry]]
+    behaviour_envs: Callable[[], Iterable] = tuple  # -> marlbench.behaviour.envs.BehaviourEnv instances
+    description: str = ""
+
+
 def register_task(task: Task, aliases: tuple[str, ...] = ()) -> Task:
     return TASKS.register(task.name, task, aliases)
+
+
+def register_family(family: Family) -> Family:
+    """Register a family, its tasks and its behaviour environments; registering the same family again is a no-op."""
+    if family.name in FAMILIES:
+        return FAMILIES.get(family.name)
+    for task, aliases in family.tasks():
+        if task.benchmark != family.name:
+            raise ValueError(f"task {task.name!r} has benchmark {task.benchmark!r}, not its family's {family.name!r}")
+        register_task(task, aliases)
+    for env in family.behaviour_envs():
+        ENVIRONMENTS.register(env.name, env, env.aliases)
+    return FAMILIES.register(family.name, family)
 
 
 def get_task(name: str) -> Task:
     return TASKS.get(name)
 
 
-def _register_catalogue() -> None:
-    from marlbench.data.generate import generate_spread_scripted
-    from marlbench.envs.mpe import SpreadEnv, spread_spec
-
-    register_task(
-        Task(
-            name="mpe/spread-scripted",
-            benchmark="mpe",
-            scenario="spread",
-            quality="scripted",
-            spec=spread_spec("mpe/spread-scripted"),
-            make_env=lambda num_envs: SpreadEnv(num_envs),
-            generate=generate_spread_scripted,
-            default_episodes=4000,
-            description="OMAR cooperative navigation, 3 agents; noisy landmark-assignment controller at mixed noise",
-        ),
-        aliases=("spread-scripted",),
-    )
-
-    # The paper's 34 datasets (Tables 1-2). Registered now so names resolve; runnable in later versions.
-    # Their data is the public dataset og_marl/<name> (omiga/ for 2c_vs_64zg; marlbench/data/public.py), to which
-    # the short alias resolves once downloaded.
-    smac = ("not runnable yet: needs StarCraft II with the {adapter} adapter; its data is the public dataset {public} "
-            "(`marlbench data download {public}`)")
-    for scenario in ("3m", "8m", "2s3z", "5m_vs_6m", "2c_vs_64zg"):
-        for quality in ("good", "medium", "poor"):
-            public = f"{'omiga' if scenario == '2c_vs_64zg' else 'og_marl'}/{scenario}-{quality}"
-            register_task(Task(f"smacv1/{scenario}-{quality}", "smacv1", scenario, quality,
-                               blocked_reason=smac.format(adapter="SMAC", public=public)),
-                          aliases=(f"{scenario}-{quality}",))
-    for scenario in ("terran_5_vs_5", "zerg_5_vs_5", "terran_10_vs_10"):
-        register_task(Task(f"smacv2/{scenario}-replay", "smacv2", scenario, "replay",
-                           blocked_reason=smac.format(adapter="SMACv2", public=f"og_marl/{scenario}-replay")),
-                      aliases=(f"{scenario}-replay",))
-    # OMAR's tiers, generated from the shipped MATD3 behaviour policies (marlbench/behaviour/weights/spread/);
-    # the real OMAR files can be pointed at the same names later (`marlbench data download`).
-    from functools import partial
-
-    from marlbench.behaviour.tiers import load_manifest
-
-    manifest = load_manifest("mpe/spread")
-    tiers = ("not runnable yet: no shipped behaviour weights for mpe/spread; train them with `marlbench behaviour "
-             "train mpe/spread` or use the OMAR dataset (`marlbench data download`)")
-    for quality in ("expert", "medium", "medium-replay", "random"):
-        name = f"mpe/spread-{quality}"
-        register_task(
-            Task(name, "mpe", "spread", quality, spec=spread_spec(name),
-                 make_env=lambda num_envs: SpreadEnv(num_envs),
-                 generate=partial(_generate_spread_tier, quality) if manifest else None,
-                 default_episodes=manifest["default_episodes"][quality] if manifest else 0,
-                 blocked_reason=None if manifest else tiers,
-                 description=f"OMAR cooperative navigation, 3 agents; {quality} tier generated from the shipped "
-                             f"MATD3 behaviour policies"),
-            aliases=(f"spread-{quality}",),
-        )
-
-
-def _generate_spread_tier(quality: str, episodes: int, seed: int):
-    from marlbench.behaviour.tiers import generate_tier
-
-    return generate_tier("mpe/spread", quality, episodes, seed, task=f"mpe/spread-{quality}")
-
-_register_catalogue()
-
-from marlbench.envs.games import register_game_tasks  # noqa: E402  (games import Task from this module)
-from marlbench.envs.landmarks import register_landmark_tasks  # noqa: E402
-from marlbench.envs.spread_discrete import register_discrete_spread_task  # noqa: E402
-from marlbench.envs.mamujoco import register_mamujoco_tasks  # noqa: E402
-
-register_game_tasks()
-register_landmark_tasks()
-register_discrete_spread_task()
-register_mamujoco_tasks()
+def family_of(benchmark: str) -> Family | None:
+    """The registered family of a benchmark name, None if it is not registered (for example results of a plugin
+    family that is not installed here)."""
+    return FAMILIES.get(benchmark) if benchmark in FAMILIES else None

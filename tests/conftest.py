@@ -12,6 +12,10 @@ if os.environ.get("PYTEST_XDIST_WORKER"):  # one single-threaded worker per core
     torch.set_num_threads(1)
 sys.path.insert(0, str(TESTS / "plugins"))  # separate modules that register algorithms by subclassing
 
+from marlbench import catalog  # noqa: E402  (after the thread count: importing torch's algorithms starts threads)
+
+catalog.load()
+
 
 @pytest.fixture(scope="session", autouse=True)
 def data_dir(tmp_path_factory):
@@ -23,7 +27,6 @@ def data_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def spread_dataset(data_dir):
-    import marlbench.catalog  # noqa: F401
     from marlbench.protocol import ensure_dataset
     from marlbench.tasks import get_task
 
@@ -46,9 +49,7 @@ def one_thread():
 def isolated_tasks(monkeypatch):
     """Tasks bound by `run --dataset` (and public datasets a test places) must not change the registry or alias
     resolution for the other tests of the worker."""
-    from marlbench.data.public import BOUND_ENV
     from marlbench.registry import TASKS
 
-    monkeypatch.setenv(BOUND_ENV, "{}")
     monkeypatch.setattr(TASKS, "_items", dict(TASKS._items))
     monkeypatch.setattr(TASKS, "_aliases", dict(TASKS._aliases))

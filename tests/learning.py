@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-import marlbench.catalog  # noqa: F401
 from marlbench.config import resolve
 from marlbench.executors import run_local
 from marlbench.protocol import EVAL_SEED_OFFSET, ensure_dataset, evaluate

@@ -1,4 +1,4 @@
-"""Analysis layer (issue 7): `marlbench plot` result figures and the marl-eval export, on the synthetic tree."""
+"""Analysis layer: `marlbench plot` result figures and the marl-eval export, on the synthetic tree."""
 from __future__ import annotations
 
 import json
@@ -10,7 +10,7 @@ pytest.importorskip("pandas")
 pytest.importorskip("rliable")
 pytest.importorskip("matplotlib")
 
-from test_analysis_tables import synthetic_tree  # noqa: E402  (the 2,448-run tree, written once per session)
+from test_analysis_tables import synthetic_tree
 
 
 def test_every_result_figure_is_written_as_png_and_pdf(tmp_path):

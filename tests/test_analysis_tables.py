@@ -1,4 +1,4 @@
-"""Analysis layer (issue 7): reader, references, `marlbench table` on a synthetic tree with known distributions.
+"""Analysis layer: reader, references, `marlbench table` on a synthetic tree with known distributions.
 
 The synthetic tree has the paper's 34 datasets x 12 algorithms x 6 seeds (2,448 runs) written as real
 final.json / config.json / metrics.jsonl files in the documented layout. Every cell's seed scores are
@@ -221,7 +221,8 @@ def test_tables_render_in_all_formats_fast_with_correct_marks(tree, tmp_path):
         for r in rows:
             text, rank = expected[(r["task"], r["algorithm"])]
             assert r["display"] == text, (r["task"], r["algorithm"])
-            assert (r["bold"], r["underline"]) == (str(int(rank == 1)), str(int(rank == 2))), (r["task"], r["algorithm"])
+            marks = (r["bold"], r["underline"])
+            assert marks == (str(int(rank == 1)), str(int(rank == 2))), (r["task"], r["algorithm"])
             assert r["n_seeds"] == "6"
             # the same marks in Markdown and LaTeX
             if rank == 1:

@@ -10,7 +10,6 @@ import h5py
 import numpy as np
 import pytest
 
-import marlbench.catalog  # noqa: F401
 from marlbench.cli import main
 from marlbench.errors import DatasetError
 

@@ -4,7 +4,6 @@ import json
 
 import pytest
 
-import marlbench.catalog  # noqa: F401
 from marlbench.cli import main
 from marlbench.data.formats.native import save_native
 from marlbench.registry import ALGORITHMS

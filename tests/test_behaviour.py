@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import torch
 
+from marlbench.behaviour.history import load_replay, read_curve
 from marlbench.behaviour.matd3 import MATD3, MATD3Config
 from marlbench.behaviour.tiers import export_weights, generate_tier, load_manifest, select_tiers
-from marlbench.behaviour.trainer import Trainer, config_with_overrides, read_curve
+from marlbench.behaviour.trainer import Trainer, config_with_overrides
 from marlbench.envs.mpe import spread_spec
 from marlbench.errors import MarlbenchError
 
@@ -65,7 +66,7 @@ def test_trainer_end_to_end_resume_is_bit_identical(tmp_path):
     assert not (tmp_path / "killed" / "final.json").exists()
     resumed = Trainer(cfg, tmp_path / "killed", log=lambda m: None).run()
     assert resumed["resumed_at_env_steps"] == [2000]  # rounds of 250 steps; checkpoints every 4 rounds
-    strip = lambda c: [{k: v for k, v in r.items() if k != "train_seconds"} for r in c]  # noqa: E731
+    strip = lambda c: [{k: v for k, v in r.items() if k != "train_seconds"} for r in c]
     assert strip(read_curve(tmp_path / "clean" / "curve.jsonl")) == strip(read_curve(tmp_path / "killed" /
                                                                                      "curve.jsonl"))
     assert len(read_curve(tmp_path / "clean" / "curve.jsonl")) == 6  # step 0 + every 1000 env steps
@@ -74,7 +75,6 @@ def test_trainer_end_to_end_resume_is_bit_identical(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert clean["tiers"] == resumed["tiers"]
     # the replay history holds every episode once, in order
-    from marlbench.behaviour.trainer import load_replay
 
     ra, rb = load_replay(tmp_path / "clean"), load_replay(tmp_path / "killed")
     assert ra["obs"].shape[0] == 5000 // 25 and all(np.array_equal(ra[k], rb[k]) for k in ra)

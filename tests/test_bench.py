@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from marlbench import bench
+from marlbench.bench import train
 from marlbench.cli import build_parser
 
 SMALL = dict(agents=2, obs_dim=3, action_dim=2, hidden=(32, 16), batch_size=8, steps=2, warmup=1,
@@ -14,7 +15,7 @@ SMALL = dict(agents=2, obs_dim=3, action_dim=2, hidden=(32, 16), batch_size=8, s
 @pytest.fixture(scope="module")
 def small_result():
     threads = torch.get_num_threads()
-    result = bench.run(bench.BenchConfig(**SMALL))
+    result = train.run(train.BenchConfig(**SMALL))
     assert torch.get_num_threads() == threads  # the benchmark restores the thread count
     return result
 
@@ -35,7 +36,7 @@ def test_report_structure(small_result):
     # The calibration covers exactly the analytic FLOPs.
     assert sum(s["gflop_per_step"] for s in shapes) == pytest.approx(r["flops"]["analytic_gflop"])
     json.dumps(r)  # --json must be serialisable
-    text = bench.format_report(r)
+    text = train.format_report(r)
     for label in ("steps/s", "GFLOP/step", "achieved GFLOP/s", "calibration GFLOP/s", "ratio", "machine:"):
         assert label in text
 
@@ -53,7 +54,7 @@ def test_flop_counter_matches_analytic(small_result):
     # The comparison is sensitive: one Euler step more or no backward would be far outside the tolerance.
     c = small_result["config"]
     args = (c["agents"], c["obs_dim"], c["action_dim"], tuple(c["hidden"]), c["batch_size"])
-    more_euler = sum(op.flops for op in bench.analytic_matmuls(*args, flow_steps=c["flow_steps"] + 1)) / 1e9
+    more_euler = sum(op.flops for op in train.analytic_matmuls(*args, flow_steps=c["flow_steps"] + 1)) / 1e9
     fwd_only = f["analytic_by_pass"]["fwd"]
     for wrong in (more_euler, fwd_only):
         assert abs(wrong - f["measured_gflop"]) / f["measured_gflop"] > 1e-2
@@ -61,25 +62,25 @@ def test_flop_counter_matches_analytic(small_result):
 
 @pytest.mark.parametrize("case, gflop", [("A", 11.7), ("B", 7.2)])
 def test_analytic_paper_sizes(case, gflop):
-    """PERFORMANCE.md: a paper-size step costs 11.7 (case A) and 7.2 (case B) GFLOP."""
-    total = sum(op.flops for op in bench.analytic_matmuls(**bench.CASES[case])) / 1e9
+    """docs/SPEED.md: a paper-size step costs 11.7 (case A) and 7.2 (case B) GFLOP."""
+    total = sum(op.flops for op in train.analytic_matmuls(**train.CASES[case])) / 1e9
     assert total == pytest.approx(gflop, rel=0.01)
 
 
 def test_cli_arguments():
     args = build_parser().parse_args(["bench", "train", "--case", "b", "--hidden", "2x64", "--steps", "3"])
-    cfg = bench.config_from_args(args)
+    cfg = train.config_from_args(args)
     assert (cfg.agents, cfg.obs_dim, cfg.action_dim, cfg.case) == (3, 30, 9, "B")
     assert cfg.hidden == (64, 64) and cfg.steps == 3 and cfg.warmup == 5 and cfg.threads == 1
-    cfg = bench.config_from_args(build_parser().parse_args(["bench", "train", "--agents", "4"]))
+    cfg = train.config_from_args(build_parser().parse_args(["bench", "train", "--agents", "4"]))
     assert (cfg.agents, cfg.obs_dim, cfg.case) == (4, 17, None)  # a custom size is no longer "case A"
-    assert bench.parse_hidden("512,256") == (512, 256)
+    assert train.parse_hidden("512,256") == (512, 256)
 
 
 def test_main_json(capsys):
     args = build_parser().parse_args(["bench", "train", "--agents", "2", "--obs-dim", "3", "--action-dim", "1",
                                       "--hidden", "1x16", "--batch-size", "4", "--steps", "1", "--warmup", "0",
                                       "--json"])
-    assert bench.main(args) == 0
+    assert bench.main(args) == 0  # the `marlbench bench` dispatcher runs marlbench.bench.train
     r = json.loads(capsys.readouterr().out)
     assert r["config"]["batch_size"] == 4 and r["flops"]["measured_gflop"] > 0

@@ -6,9 +6,8 @@ import sys
 import numpy as np
 import pytest
 
-from marlbench.data.cards import card_markdown, make_card
-from marlbench.data.generate import generate_spread_scripted
-from marlbench.envs.mpe import spread_spec
+from marlbench.data.cards import card_markdown, card_text, make_card
+from marlbench.envs.mpe import generate_spread_scripted, spread_spec
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +51,20 @@ def test_markdown_sections(small):
         assert needle in md
 
 
+def test_card_of_a_cached_file_names_no_absolute_path(small, tmp_path, monkeypatch):
+    """A file inside the data directory is named relative to it, so a committed card holds no machine's paths; a
+    file elsewhere keeps the path it was given."""
+    monkeypatch.setenv("MARLBENCH_DATA_DIR", str(tmp_path / "data"))
+    cached = tmp_path / "data" / "datasets" / "mpe" / "spread-scripted.h5"
+    card = make_card(small, spread_spec(), "mpe/spread-scripted", str(cached))
+    assert card["path"] == "<data>/datasets/mpe/spread-scripted.h5"
+    for text in (card_markdown(card), card_text(card), json.dumps(card)):
+        assert str(tmp_path) not in text and "<data>/datasets/mpe/spread-scripted.h5" in text
+    assert "MARLBENCH_DATA_DIR" in card_markdown(card)  # the Markdown says what <data> stands for
+    elsewhere = tmp_path / "mine.h5"
+    assert make_card(small, spread_spec(), path=str(elsewhere))["path"] == str(elsewhere)
+
+
 def test_data_info_writes_markdown_and_png(tmp_path, spread_dataset):
     proc = subprocess.run([sys.executable, "-m", "marlbench.cli", "data", "info", "spread-scripted",
                            "--card-dir", str(tmp_path / "cards")], capture_output=True, text=True, cwd=tmp_path)
@@ -60,6 +73,7 @@ def test_data_info_writes_markdown_and_png(tmp_path, spread_dataset):
     md, png = tmp_path / "cards" / "mpe_spread-scripted.md", tmp_path / "cards" / "mpe_spread-scripted.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     assert "](mpe_spread-scripted.png)" in md.read_text()
+    assert str(spread_dataset) not in md.read_text() and "`<data>/datasets/" in md.read_text()
     js = subprocess.run([sys.executable, "-m", "marlbench.cli", "data", "info", "spread-scripted", "--json"],
                         capture_output=True, text=True, cwd=tmp_path, check=True)
     assert json.loads(js.stdout)["size"]["episodes"] == 4000

@@ -84,3 +84,56 @@ def test_missing_extra_names_the_pip_install():
 
     with pytest.raises(MarlbenchError, match=r"pip install 'marlbench-suite\[plot\]'"):
         require("surely_not_an_installed_module", "plot")
+
+
+DATA_ACTIONS = ("generate", "path", "info", "download", "convert", "subsample", "combine")
+
+
+def test_data_actions_are_subcommands_with_their_own_options(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["data", "--help"])
+    out = capsys.readouterr().out
+    assert exit_.value.code == 0 and all(f"\n    {action} " in out or f"\n    {action}\n" in out
+                                          for action in DATA_ACTIONS)
+    code, out, err = run_cli(capsys, "data")  # no action: the same list, as a usage error
+    assert code == 2 and not out and all(action in err for action in DATA_ACTIONS)
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["data", "convert", "--help"])
+    out = capsys.readouterr().out
+    assert exit_.value.code == 0 and "--uid" in out and "--episodes" not in out and "--archive" not in out
+
+    for argv, option in ((("data", "generate", "games/xor", "--uid", "Good"), "--uid"),  # an info/convert option
+                         (("data", "path", "games/xor", "--force"), "--force"),
+                         (("data", "combine", "a.h5", "b.h5", "--out", "c.h5", "--episodes", "3"), "--episodes")):
+        with pytest.raises(SystemExit) as exit_:
+            main(list(argv))
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2
+        assert f"usage: marlbench data {argv[1]}" in err and f"unrecognized arguments: {option}" in err
+
+
+def test_data_commands_take_typed_arguments(tmp_path, capsys):
+    """The functions behind `marlbench data` are called with typed arguments, without a command line."""
+    import inspect
+    import json
+
+    from marlbench.data import commands
+    from marlbench.errors import MarlbenchError
+
+    for name in ("generate", "show_path", "info", "download", "convert", "subsample", "combine"):
+        params = list(inspect.signature(getattr(commands, name)).parameters.values())
+        assert params[0].name == "names" and all(p.kind is p.KEYWORD_ONLY for p in params[1:]), name
+
+    out = tmp_path / "xor.h5"
+    assert commands.generate(["games/xor"], seed=1, out=out) == 0  # a non-default seed goes to a file of its own
+    assert f"wrote {out}" in capsys.readouterr().out
+    assert commands.subsample([str(out)], out=tmp_path / "few.h5", episodes=3, seed=2, task="games/xor") == 0
+    capsys.readouterr()
+    assert commands.info([str(tmp_path / "few.h5")], task="games/xor", as_json=True) == 0
+    card = json.loads(capsys.readouterr().out)
+    assert card["task"] == "games/xor" and card["size"]["episodes"] == 3
+    with pytest.raises(MarlbenchError, match="combine needs two or more sources and --out FILE"):
+        commands.combine([str(out)], out=tmp_path / "c.h5")
+    with pytest.raises(MarlbenchError, match="a non-default --episodes or --seed needs --out FILE"):
+        commands.generate(["games/xor"], seed=3)

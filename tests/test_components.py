@@ -77,7 +77,7 @@ def test_cem_search_finds_a_better_action_than_its_start():
     torch.manual_seed(0)
     box = ActionBox(CONT)
     target = torch.tensor([0.7, -0.4])
-    q_fn = lambda a: -(a - target).square().sum(-1)  # noqa: E731
+    q_fn = lambda a: -(a - target).square().sum(-1)
     start = torch.zeros(8, 3, 2)
     best, best_q = cem_search(q_fn, start, 0.5, box, iterations=3, samples=64, elites=8)
     assert (best_q > q_fn(start)).all() and (best - target).norm(dim=-1).max() < 0.3

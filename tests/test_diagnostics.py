@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from marlbench.diagnostics import (
+from marlbench.analysis.diagnostics import (
     coupled_w2_bound,
     lipschitz_estimate,
     lipschitz_gradient_estimate,
@@ -124,11 +124,11 @@ def test_lipschitz_pairwise_is_below_gradient_bound_for_nonlinear_q():
 
 
 def test_w2_coupled_lipschitz_bounds_the_value_gap():
-    from marlbench.diagnostics import w2_coupled_lipschitz
+    from marlbench.analysis.diagnostics import w2_coupled_lipschitz
 
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(200, 3)), rng.normal(loc=0.5, size=(200, 3))
-    q = lambda a: np.sin(a).sum(-1) + a[:, 0] ** 2  # noqa: E731
+    q = lambda a: np.sin(a).sum(-1) + a[:, 0] ** 2
     w2, lip = w2_coupled_lipschitz(x, y, q(x), q(y))
     assert w2 == pytest.approx(w2_empirical(x, y), rel=1e-9)
     assert abs(q(x).mean() - q(y).mean()) <= lip * w2 + 1e-12
@@ -137,7 +137,7 @@ def test_w2_coupled_lipschitz_bounds_the_value_gap():
 
 
 def test_pairwise_gaussian_mi_has_known_answers():
-    from marlbench.diagnostics import mean_pairwise_gaussian_mi
+    from marlbench.analysis.diagnostics import mean_pairwise_gaussian_mi
 
     rng = np.random.default_rng(0)
     k = 20000

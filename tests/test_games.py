@@ -13,10 +13,10 @@ from marlbench.envs.games import (
     generate_xor,
     joint_action_frequencies,
     payoff_name,
-    register_game_tasks,
 )
-from marlbench.registry import TASKS
-from marlbench.tasks import get_task
+from marlbench.families.games import FAMILY
+from marlbench.registry import FAMILIES, TASKS
+from marlbench.tasks import get_task, register_family
 
 GAME_TASKS = ["games/coordination", *(payoff_name(z) for z in PAYOFF_ZETAS), "games/xor"]
 
@@ -24,11 +24,11 @@ GAME_TASKS = ["games/coordination", *(payoff_name(z) for z in PAYOFF_ZETAS), "ga
 @pytest.fixture(scope="module", autouse=True)
 def registered():
     """Register the games (twice: idempotent), then restore the registry so other modules see the catalogue as is."""
-    saved = dict(TASKS._items), dict(TASKS._aliases)
-    register_game_tasks()
-    register_game_tasks()
+    saved = dict(TASKS._items), dict(TASKS._aliases), dict(FAMILIES._items)
+    register_family(FAMILY)
+    register_family(FAMILY)
     yield
-    TASKS._items, TASKS._aliases = saved
+    TASKS._items, TASKS._aliases, FAMILIES._items = saved
 
 
 def _play(env, actions):

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-import marlbench.catalog  # noqa: F401
-from marlbench.analysis.games import expected_reward, policy_samples, train_macflow as train
+from marlbench.analysis.games import expected_reward, policy_samples
+from marlbench.analysis.games import train_macflow as train
 from marlbench.envs.games import joint_action_frequencies
 
 

@@ -1,11 +1,17 @@
 import numpy as np
 import pytest
 
-from marlbench.data.behaviour import ScriptedSpreadPolicy, optimal_assignment
-from marlbench.data.generate import _derived_seed, generate_spread_scripted, rollout
+from marlbench.data.generate import rollout
 from marlbench.envs.base import BatchedMultiAgentEnv, EnvStep
-from marlbench.envs.mpe import SpreadEnv, spread_spec
+from marlbench.envs.mpe import (
+    ScriptedSpreadPolicy,
+    SpreadEnv,
+    generate_spread_scripted,
+    optimal_assignment,
+    spread_spec,
+)
 from marlbench.errors import ConfigError
+from marlbench.seeding import derive_seed
 from marlbench.spec import TaskSpec
 
 SPEC = spread_spec()
@@ -82,7 +88,7 @@ def test_generated_transitions_replay_in_the_env():
     d = generate_spread_scripted(episodes=1000, seed=6)
     obs, act, rew = (x.reshape(1000, 25, *x.shape[1:]) for x in (d.obs, d.actions, d.rewards))
     env = SpreadEnv(1000)
-    step = env.reset(_derived_seed(6, 0, 0))
+    step = env.reset(derive_seed(6, 0, 0))
     for t in range(25):
         np.testing.assert_array_equal(step.obs, obs[:, t])
         step = env.step(act[:, t])
@@ -143,7 +149,7 @@ def test_rollout_handles_variable_lengths_chunks_and_cuts(env_truncates):
 
     d = rollout(env, Zero(), episodes=5, seed=11)
     assert resets == [3, 3]  # two batches of 3, the last one's surplus episode dropped
-    expected_len = np.concatenate([np.minimum(1 + (np.arange(k) + _derived_seed(11, 0, c)) % 5, 4)
+    expected_len = np.concatenate([np.minimum(1 + (np.arange(k) + derive_seed(11, 0, c)) % 5, 4)
                                    for c, k in ((0, 3), (1, 2))])
     np.testing.assert_array_equal(d.episode_lengths, expected_len)
     for e, (s, length) in enumerate(zip(d.episode_starts, expected_len)):

@@ -2,8 +2,8 @@
 the actor, and learning tests."""
 import pytest
 import torch
-
 from learning import train_and_score
+
 from marlbench.baselines.icq import ICQ, ICQConfig
 from marlbench.data.sampler import Batch
 from marlbench.spec import TaskSpec

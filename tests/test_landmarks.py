@@ -13,21 +13,21 @@ from marlbench.envs.landmarks import (
     landmark_positions,
     measure_scores,
     optimal_assignment,
-    register_landmark_tasks,
 )
 from marlbench.errors import ConfigError
-from marlbench.registry import TASKS
-from marlbench.tasks import get_task
+from marlbench.families.games import FAMILY
+from marlbench.registry import FAMILIES, TASKS
+from marlbench.tasks import get_task, register_family
 
 
 @pytest.fixture(scope="module", autouse=True)
 def registered():
     """Register the tasks (twice: idempotent), then restore the registry for other modules."""
-    saved = dict(TASKS._items), dict(TASKS._aliases)
-    register_landmark_tasks()
-    register_landmark_tasks()
+    saved = dict(TASKS._items), dict(TASKS._aliases), dict(FAMILIES._items)
+    register_family(FAMILY)
+    register_family(FAMILY)
     yield
-    TASKS._items, TASKS._aliases = saved
+    TASKS._items, TASKS._aliases, FAMILIES._items = saved
 
 
 def _place(env, pos):

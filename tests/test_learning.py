@@ -1,6 +1,5 @@
 """Learning tests (quick profile, fixed seeds): each algorithm must end well above the random policy."""
 import pytest
-
 from learning import train_and_score
 
 MARGIN = 30.0  # normalised points above the uniform-random policy

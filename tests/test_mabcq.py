@@ -4,8 +4,8 @@ import math
 
 import pytest
 import torch
-
 from learning import train_and_score
+
 from marlbench.baselines.mabcq import MABCQ, MABCQConfig
 from marlbench.data.sampler import Batch
 from marlbench.spec import TaskSpec

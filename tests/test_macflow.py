@@ -6,8 +6,6 @@ from marlbench.data.sampler import Batch
 from marlbench.registry import ALGORITHMS
 from marlbench.spec import TaskSpec
 
-import marlbench.catalog  # noqa: F401
-
 DISCRETE = TaskSpec(name="test/discrete", n_agents=3, obs_dim=4, action_kind="discrete", action_dim=5,
                     episode_limit=10)
 CONTINUOUS = TaskSpec(name="test/continuous", n_agents=2, obs_dim=3, action_kind="continuous", action_dim=2,

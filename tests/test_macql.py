@@ -1,8 +1,8 @@
 """MACQL: the conservative penalty's defining effect, the discrete target's legality, and learning tests."""
 import pytest
 import torch
-
 from learning import train_and_score
+
 from marlbench.baselines.macql import MACQL, MACQLConfig
 from marlbench.data.sampler import Batch
 from marlbench.spec import TaskSpec

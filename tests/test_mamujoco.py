@@ -5,11 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import marlbench.catalog  # noqa: F401
 from marlbench.envs.mamujoco import SCENARIOS, MaMuJoCoEnv, _make_wrapper, omiga_observations
 from marlbench.errors import ConfigError, UnknownNameError
 
-# Done-when thresholds of the MA-MuJoCo issue (OMIGA's cards: 2785, 2452, 2055)
+# The least Expert return the shipped behaviour policies must reach (OMIGA's cards: 2785, 2452, 2055)
 EXPERT_MIN = {"6halfcheetah": 2500.0, "3hopper": 2000.0, "2ant": 1800.0}
 
 
@@ -88,7 +87,7 @@ def test_episode_limit_truncates():
 
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
 def test_shipped_tiers_reach_their_scores(scenario):
-    """The shipped weights' datasets: Expert above the issue's threshold, Medium within 35-75% of Expert (mean
+    """The shipped weights' datasets: Expert above EXPERT_MIN, Medium within 35-75% of Expert (mean
     return of a few generated episodes, behaviour noise included)."""
     from marlbench.behaviour.tiers import generate_tier
 
@@ -190,7 +189,8 @@ def test_omiga_layout_trains_and_evaluates_in_the_environment(tmp_path, capsys, 
 def test_behaviour_trainer_budgets_count_collected_transitions(tmp_path, one_thread):
     """Hopper episodes end early: the trainer's budgets, curve and replay history count the transitions actually
     collected (not rounds x episode_limit), and nothing past an episode's end is stored."""
-    from marlbench.behaviour.trainer import Trainer, config_with_overrides, load_replay, read_curve
+    from marlbench.behaviour.history import load_replay, read_curve
+    from marlbench.behaviour.trainer import Trainer, config_with_overrides
 
     cfg = config_with_overrides({"env": "mamujoco/3hopper", "env_steps": 3000, "num_envs": 2, "warmup_steps": 1000,
                                  "eval_every": 2000, "eval_episodes": 2, "hidden_dims": (16, 16), "batch_size": 32})

@@ -1,14 +1,12 @@
-"""MATD3BC: its lambda normalisation (issue 6) and a learning test (each can fail)."""
+"""MATD3BC: its lambda normalisation and a learning test (each can fail)."""
 import pytest
 import torch
-
 from learning import train_and_score
+
 from marlbench.config import resolve
 from marlbench.data.sampler import Batch
 from marlbench.registry import ALGORITHMS
 from marlbench.spec import TaskSpec
-
-import marlbench.catalog  # noqa: F401
 
 SPEC = TaskSpec(name="test/continuous", n_agents=3, obs_dim=4, action_kind="continuous", action_dim=2,
                 episode_limit=10)

@@ -3,7 +3,6 @@ import json
 
 import pytest
 
-import marlbench.catalog  # noqa: F401
 from marlbench.config import resolve
 from marlbench.errors import ConfigError, UnknownNameError
 from marlbench.executors import run_local

@@ -19,7 +19,7 @@ def test_spec():
 
 
 def test_random_policy_matches_omar_reference():
-    """Issue acceptance test: OMAR's uniform-random policy scores 159.8 (measured 159.2 +- 59.4)."""
+    """Acceptance test: OMAR's uniform-random policy scores 159.8 (measured 159.2 +- 59.4)."""
     env = SpreadEnv(2000)
     env.reset(seed=0)
     rng = np.random.default_rng(1)

@@ -1,16 +1,14 @@
-"""OMAR: its search improves Q over the policy's action (issue 6), CQL, capability, learning (each can fail)."""
+"""OMAR: its search improves Q over the policy's action, CQL, capability, learning (each can fail)."""
 import pytest
 import torch
+from learning import train_and_score
 from torch import nn
 
-from learning import train_and_score
 from marlbench.config import resolve
 from marlbench.data.sampler import Batch
 from marlbench.errors import IncompatibleError
 from marlbench.registry import ALGORITHMS
 from marlbench.spec import TaskSpec
-
-import marlbench.catalog  # noqa: F401
 
 SPEC = TaskSpec(name="test/continuous", n_agents=3, obs_dim=4, action_kind="continuous", action_dim=2,
                 episode_limit=10)
@@ -77,7 +75,7 @@ def test_search_refit_moves_the_mean_to_a_known_peak(refit):
     from marlbench.rl import cem_search
 
     box, peak = ActionBox(SPEC), torch.tensor([0.8, 0.8])
-    q_fn = lambda a: -50.0 * (a - peak).square().sum(-1)  # noqa: E731
+    q_fn = lambda a: -50.0 * (a - peak).square().sum(-1)
     means = []
 
     def recording(a):
@@ -107,7 +105,7 @@ def test_actor_loss_pulls_the_policy_toward_the_search_target():
         algo.actor_optimizer.zero_grad()
         loss.backward()
         algo.actor_optimizer.step()
-    dist = lambda a: (a - torch.tensor([0.9, -0.9])).square().sum(-1).mean()  # noqa: E731
+    dist = lambda a: (a - torch.tensor([0.9, -0.9])).square().sum(-1).mean()
     assert dist(algo.actor(bt.obs).detach()) < 0.5 * dist(before)
 
 

@@ -1,11 +1,11 @@
-"""OMIGA: its weight clip (issue 6), value regularisation, legal masks, learning (each test can fail)."""
+"""OMIGA: its weight clip, value regularisation, legal masks, learning (each test can fail)."""
 import math
 
 import pytest
 import torch
+from learning import train_and_score
 from torch import nn
 
-from learning import train_and_score
 from marlbench.config import resolve
 from marlbench.data.formats.native import load_native
 from marlbench.data.sampler import Batch
@@ -13,8 +13,6 @@ from marlbench.protocol import ensure_dataset
 from marlbench.registry import ALGORITHMS
 from marlbench.spec import TaskSpec
 from marlbench.tasks import get_task
-
-import marlbench.catalog  # noqa: F401
 
 CONT = TaskSpec(name="test/continuous", n_agents=2, obs_dim=3, action_kind="continuous", action_dim=2,
                 episode_limit=10)

@@ -10,7 +10,6 @@ import h5py
 import numpy as np
 import pytest
 
-import marlbench.catalog  # noqa: F401
 from marlbench.cli import main
 from marlbench.data.dataset import Dataset
 from marlbench.errors import DatasetError
@@ -75,7 +74,7 @@ def test_vault_layout_and_round_trip(tmp_path, kind):
     rng = np.random.default_rng(0)
     data = smac_like(rng) if kind == "discrete" else mujoco_like(rng)
     uid_dir = write_vault(data, tmp_path / "og_marl" / "smac_v1" / "3m.vlt", "Good")
-    # the layout OG-MARL publishes, read with tensorstore alone as DATA.md describes it
+    # the layout OG-MARL publishes, read with tensorstore alone as docs/DATASETS.md describes it
     assert sorted(p.name for p in uid_dir.iterdir()) == ["d", "manifest.ocdbt", "metadata.json"]
     meta = json.loads((uid_dir / "metadata.json").read_text())
     assert {"version", "structure_shape", "structure_dtype"} <= set(meta)
@@ -234,7 +233,6 @@ def write_omar_from_env(directory, episodes=6, seed=0, obs_noise=0.0):
 
 def test_omar_npy_loads_with_episode_boundaries(tmp_path):
     from marlbench.data.formats.omar import read_omar
-
     from marlbench.data.public import task_for_source
 
     rows = write_omar_from_env(tmp_path / "simple_spread" / "expert" / "seed_0_data")
@@ -380,7 +378,7 @@ class VaultServer:
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802
+            def do_GET(self):
                 rng = self.headers.get("Range")
                 server.requests.append(rng)
                 start = int(rng.split("=")[1].split("-")[0]) if rng else 0

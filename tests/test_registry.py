@@ -3,7 +3,6 @@ import textwrap
 
 import pytest
 
-import marlbench.catalog  # noqa: F401
 from marlbench.errors import UnknownNameError
 from marlbench.registry import ALGORITHMS, TASKS, Registry
 

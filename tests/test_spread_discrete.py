@@ -1,11 +1,17 @@
 """The discrete Spread task: action mapping, determinism, reference scores, and discrete BC learning on it."""
 import numpy as np
 import pytest
-
 from learning import train_and_score
+
 from marlbench.envs.mpe import SpreadEnv
-from marlbench.envs.spread_discrete import (MEASURED_SCORES, MOVES, DiscreteSpreadEnv, discretise,
-                                            generate_discrete_spread, measure_scores)
+from marlbench.envs.spread_discrete import (
+    MEASURED_SCORES,
+    MOVES,
+    DiscreteSpreadEnv,
+    discretise,
+    generate_discrete_spread,
+    measure_scores,
+)
 
 
 def test_moves_are_the_continuous_unit_actions():

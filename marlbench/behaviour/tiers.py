@@ -17,7 +17,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from marlbench.behaviour.envs import actor_observations, actor_spec, get_env
+from marlbench.behaviour.history import load_replay, read_curve
+from marlbench.behaviour.matd3 import make_actor, squash
+from marlbench.data.dataset import Dataset
+from marlbench.data.generate import rollout, rollout_transitions
+from marlbench.data.tools import combine
 from marlbench.errors import DatasetError, MarlbenchError, UnavailableError
+from marlbench.seeding import derive_seed
 
 
 def select_tiers(curve: list[dict], random_return: float) -> dict:
@@ -40,9 +47,7 @@ def select_tiers(curve: list[dict], random_return: float) -> dict:
 # ---------------------------------------------------------------------------------------------- shipped weights
 TIERS = ("expert", "medium", "medium-replay", "medium-expert", "random")
 MANIFEST = "manifest.json"
-# Default dataset sizes, in episodes (OMAR: 1M transitions for expert/medium/random; Spread episodes have 25 steps).
 # Medium-Replay's default size is the number of episodes the training run had collected by the Medium checkpoint.
-SPREAD_DEFAULT_EPISODES = {"expert": 40_000, "medium": 40_000, "random": 40_000}
 # Episodes stepped together come from the environment (BehaviourEnv.chunk) and are fixed per environment, so fewer
 # episodes give a prefix of more episodes.
 
@@ -75,12 +80,10 @@ def export_weights(run_dir: Path, out_dir: Path, command: str | None = None) -> 
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     final = json.loads((run_dir / "final.json").read_text())
     config = json.loads((run_dir / "config.json").read_text())
-    curve = [json.loads(line) for line in (run_dir / "curve.jsonl").read_text().splitlines() if line.strip()]
+    curve = read_curve(run_dir / "curve.jsonl")
     trainer = config["trainer"]
     # normalised scores from the environment's current references (a run resumed across a change of references
     # would otherwise mix them)
-    from marlbench.behaviour.trainer import get_env
-
     spec = get_env(trainer["env"]).spec
     for rec in [*curve, final["tiers"]["expert"], final["tiers"]["medium"]]:
         rec["normalised"] = spec.normalise(rec["return_mean"])
@@ -138,15 +141,15 @@ def export_weights(run_dir: Path, out_dir: Path, command: str | None = None) -> 
 
 
 def default_sizes(env_name: str, replay_episodes: int) -> dict:
-    """Default dataset sizes for the manifest: Spread's tiers in episodes (OMAR's 1M transitions of 25-step
-    episodes); environments with ``default_transitions`` (MA-MuJoCo, whose episodes may end early) in transitions,
-    rolled until that many are reached. Medium-Replay is always the training history up to Medium, in episodes."""
-    from marlbench.behaviour.trainer import get_env
-
-    total = get_env(env_name).default_transitions
-    if total is None:
-        return {"default_episodes": {**SPREAD_DEFAULT_EPISODES, "medium-replay": replay_episodes,
-                                     "medium-expert": 2 * SPREAD_DEFAULT_EPISODES["expert"]}}
+    """Default dataset sizes for the manifest, from the environment's ``BehaviourEnv`` (in episodes, or in
+    transitions where episodes may end early, as MA-MuJoCo's). Medium-Replay is always the training history up to
+    Medium, in episodes."""
+    env = get_env(env_name)
+    if env.default_transitions is None:
+        n = env.default_episodes
+        return {"default_episodes": {"expert": n, "medium": n, "random": n, "medium-replay": replay_episodes,
+                                     "medium-expert": 2 * n}}
+    total = env.default_transitions
     return {"default_episodes": {"medium-replay": replay_episodes},
             "default_transitions": {"expert": total, "medium": total, "random": total, "medium-expert": 2 * total}}
 
@@ -169,8 +172,6 @@ def reproduce_command(argv: list[str]) -> str:
 
 def _cut_replay(data: dict[str, np.ndarray]):
     """Episode-major replay arrays -> the Dataset layout (time-major, episodes back to back)."""
-    from marlbench.data.dataset import Dataset
-
     lengths = data["lengths"].astype(np.int64)
     e, lim = data["actions"].shape[:2]
     mask = np.arange(lim)[None, :] < lengths[:, None]
@@ -184,8 +185,6 @@ def _cut_replay(data: dict[str, np.ndarray]):
 
 def medium_replay_from_run(run_dir: Path):
     """The exact Medium-Replay dataset of a training run: its replay history up to the Medium checkpoint."""
-    from marlbench.behaviour.trainer import load_replay
-
     final = json.loads((Path(run_dir) / "final.json").read_text())
     upto = final["tiers"]["medium_replay"]["env_steps"]
     data = _cut_replay(load_replay(Path(run_dir), upto))
@@ -200,9 +199,6 @@ class ActorPolicy:
     its own seeded generator, evaluated single-threaded so the output does not depend on the thread count."""
 
     def __init__(self, spec, matd3_cfg: dict, state: dict, noise_std: float, seed: int, observation: str = "env"):
-        from marlbench.behaviour.matd3 import make_actor, squash
-        from marlbench.behaviour.trainer import actor_observations, actor_spec
-
         self.observe = partial(actor_observations, how=observation)
         self.actor = make_actor(actor_spec(spec, observation), tuple(matd3_cfg["hidden_dims"]),
                                 matd3_cfg["layer_norm"])
@@ -242,10 +238,6 @@ def generate_tier(env_name: str, quality: str, episodes: int | None = None, seed
     Without ``episodes`` the manifest's default size is used: a number of episodes, or for environments whose
     episodes can end early a number of transitions (whole episodes until at least that many). ``weights`` points
     at another exported weights directory (``marlbench behaviour export``) instead of the shipped one."""
-    from marlbench.behaviour.trainer import get_env
-    from marlbench.data.generate import _derived_seed, rollout, rollout_transitions
-    from marlbench.data.tools import combine
-
     if quality not in TIERS:
         raise MarlbenchError(f"unknown tier {quality!r}; tiers are {', '.join(TIERS)}")
     manifest = load_manifest(env_name, weights)
@@ -272,7 +264,7 @@ def generate_tier(env_name: str, quality: str, episodes: int | None = None, seed
         return rollout_transitions(env, policy, transitions, seed)
 
     def actor(state, stream: int) -> ActorPolicy:
-        return ActorPolicy(spec, mcfg, state, noise, _derived_seed(seed, 1, stream),
+        return ActorPolicy(spec, mcfg, state, noise, derive_seed(seed, 1, stream),
                            manifest["trainer_config"].get("actor_observation", "env"))
 
     behaviour: dict = {"noise_std": noise}
@@ -281,7 +273,7 @@ def generate_tier(env_name: str, quality: str, episodes: int | None = None, seed
         data = roll(actor(state, 0))
         behaviour.update(manifest["tiers"][quality])
     elif quality == "random":
-        data = roll(UniformPolicy(spec, _derived_seed(seed, 1, 0)))
+        data = roll(UniformPolicy(spec, derive_seed(seed, 1, 0)))
         behaviour = {"policy": "uniform random over the action box"}
     elif quality == "medium-expert":  # the Medium and Expert sets together (by default each at its default size)
         half = None if transitions else episodes // 2
@@ -307,9 +299,9 @@ def generate_tier(env_name: str, quality: str, episodes: int | None = None, seed
         for k, (w, c) in enumerate(zip(windows, counts)):
             if c == 0:
                 continue
-            pol = UniformPolicy(spec, _derived_seed(seed, 1, k)) if w["actor"] is None else \
+            pol = UniformPolicy(spec, derive_seed(seed, 1, k)) if w["actor"] is None else \
                 actor(actors[w["actor"]], k)
-            parts.append(rollout(env_def.make(min(env_def.chunk, int(c))), pol, int(c), _derived_seed(seed, 2, k)))
+            parts.append(rollout(env_def.make(min(env_def.chunk, int(c))), pol, int(c), derive_seed(seed, 2, k)))
         data = combine(parts)
         behaviour = {"windows": [{**w, "episodes_generated": int(c)} for w, c in zip(windows, counts)],
                      "medium": manifest["tiers"]["medium"]}

@@ -28,69 +28,23 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from marlbench.behaviour.envs import ACTOR_OBSERVATIONS, BehaviourEnv, actor_observations, actor_spec, get_env
+from marlbench.behaviour.history import read_curve, save_part
 from marlbench.behaviour.matd3 import MATD3, MATD3Config
-from marlbench.data.generate import _derived_seed
-from marlbench.envs.base import BatchedMultiAgentEnv, EnvStep
-from marlbench.errors import ConfigError, MarlbenchError
-from marlbench.registry import ENVIRONMENTS
-from marlbench.results import atomic_torch_save, atomic_write_bytes, atomic_write_json, versions
-from marlbench.spec import TaskSpec
+from marlbench.behaviour.tiers import select_tiers
+from marlbench.config import apply_overrides
+from marlbench.errors import ConfigError, MarlbenchError, UnknownNameError
+from marlbench.results import atomic_torch_save, atomic_write_json, truncate_jsonl, versions
+from marlbench.seeding import derive_seed
 
 EVAL_SEED = 987_654_321  # the fixed evaluation set: the same episodes for every run, seed and checkpoint
-ACTOR_OBSERVATIONS = ("env", "state")
-
-
-def actor_observations(step: EnvStep, how: str) -> np.ndarray:
-    """What a behaviour actor sees: the task's own observations (``"env"``), or the raw global state with the
-    agent's one-hot id (``"state"``, a centralised behaviour policy; the datasets still record the task's
-    observations)."""
-    if how == "env":
-        return step.obs
-    if step.state is None:
-        raise ConfigError("actor_observation=state needs an environment that exposes a global state")
-    b, n = step.obs.shape[:2]
-    state = np.broadcast_to(step.state[:, None, :], (b, n, step.state.shape[-1]))
-    return np.concatenate([state, np.broadcast_to(np.eye(n, dtype=np.float32), (b, n, n))], -1).astype(np.float32)
-
-
-def actor_spec(spec: TaskSpec, how: str) -> TaskSpec:
-    """The spec the behaviour networks are built for (observation size per ``actor_observations``)."""
-    return spec if how == "env" else replace(spec, obs_dim=spec.state_dim + spec.n_agents)
-
-
-@dataclass(frozen=True)
-class BehaviourEnv:
-    """An environment behaviour policies can be trained in: its spec and a factory ``num_envs -> env``."""
-
-    name: str
-    spec: TaskSpec
-    make: Callable[[int], BatchedMultiAgentEnv]
-    defaults: dict = field(default_factory=dict)  # TrainerConfig/MATD3Config defaults for this environment
-    chunk: int = 1000  # episodes stepped together when generating datasets
-    default_transitions: int | None = None  # default dataset size in transitions (None: Spread's episode counts)
-
-
-def _register_envs() -> None:
-    from marlbench.envs.mpe import SpreadEnv, spread_spec
-
-    if "mpe/spread" not in ENVIRONMENTS:
-        ENVIRONMENTS.register("mpe/spread", BehaviourEnv("mpe/spread", spread_spec("mpe/spread"), SpreadEnv),
-                              aliases=("spread",))
-    from marlbench.envs.mamujoco import register_behaviour_envs
-
-    register_behaviour_envs(ENVIRONMENTS)
-
-
-def get_env(name: str) -> BehaviourEnv:
-    _register_envs()
-    return ENVIRONMENTS.get(name)
 
 
 @dataclass
@@ -141,8 +95,6 @@ class TrainerConfig:
 def config_with_overrides(overrides: dict[str, Any]) -> TrainerConfig:
     """TrainerConfig defaults, then the environment's own defaults (``BehaviourEnv.defaults``), then ``key=value``
     overrides; MATD3 keys (``actor_lr``, ...) are accepted too."""
-    from marlbench.config import apply_overrides
-
     env_name = overrides.get("env", TrainerConfig.env)
     overrides = {**get_env(env_name).defaults, **overrides, "env": get_env(env_name).name}
     cfg = TrainerConfig()
@@ -152,8 +104,6 @@ def config_with_overrides(overrides: dict[str, Any]) -> TrainerConfig:
     m = {k: v for k, v in overrides.items() if k in mnames}
     rest = [k for k in overrides if k not in t and k not in m]
     if rest:
-        from marlbench.errors import UnknownNameError
-
         valid = sorted(tnames | mnames)
         raise UnknownNameError("behaviour config key", rest[0], valid, hint="Valid keys: " + ", ".join(valid))
     cfg = apply_overrides(cfg, t, "--set")
@@ -300,7 +250,7 @@ class Trainer:
             for stale in sorted((self.out / "replay").glob("part_*.npz")):
                 if int(stale.stem.split("_")[1]) >= parts:
                     stale.unlink()
-            _truncate_jsonl(curve_path, collected)
+            truncate_jsonl(curve_path, collected, key="env_steps")
             self.log(f"resumed {self.out} at {collected} env steps")
         else:
             ours = (self.out / "config.json").exists()  # same config (checked above), killed before a checkpoint
@@ -337,7 +287,7 @@ class Trainer:
                 next_eval = (collected // cfg.eval_every + 1) * cfg.eval_every
                 train_seconds += time.perf_counter() - seg
                 merged = {k: np.concatenate([p[k] for p in pending]) for k in pending[0]}
-                _atomic_savez(self.part_path(parts), merged)
+                save_part(self.part_path(parts), merged)
                 parts += 1
                 pending = []
                 mean_losses = {k: float(np.mean(v)) for k, v in losses.items()}
@@ -350,8 +300,6 @@ class Trainer:
                     "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
                 }, self.checkpoint_path)
                 seg = time.perf_counter()
-        from marlbench.behaviour.tiers import select_tiers
-
         curve = read_curve(curve_path)
         random_return = float(uniform_returns(self.env, cfg.eval_episodes).mean())
         record = {
@@ -373,7 +321,7 @@ class Trainer:
         rews = np.zeros((b, lim, n), np.float32)
         terms = np.zeros((b, lim), bool)
         alive = np.zeros((b, lim), bool)  # set step by step: steps after every episode ended stay False
-        step = env.reset(_derived_seed(cfg.seed, 0, rnd))
+        step = env.reset(derive_seed(cfg.seed, 0, rnd))
         obs[:, 0] = actor_observations(step, cfg.actor_observation)
         done, credit = np.zeros(b, bool), 0
         for t in range(lim):
@@ -417,44 +365,6 @@ class Trainer:
             f.write(json.dumps(rec, sort_keys=True) + "\n")
         self.log(f"  env steps {steps:>9}  return {mean:7.1f}  normalised "
                  f"{'n/a' if norm is None else f'{norm:6.1f}'}  train {train_seconds:7.1f}s")
-
-
-def _atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    import io
-
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    atomic_write_bytes(path, buf.getvalue())
-
-
-def _truncate_jsonl(path: Path, last_steps: int) -> None:
-    if not path.exists():
-        return
-    keep = []
-    for line in path.read_text().splitlines():
-        try:
-            if json.loads(line)["env_steps"] <= last_steps:
-                keep.append(line)
-        except (ValueError, KeyError):
-            continue
-    atomic_write_bytes(path, ("\n".join(keep) + ("\n" if keep else "")).encode())
-
-
-def read_curve(path: Path) -> list[dict]:
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
-
-
-def load_replay(run_dir: Path, upto_env_steps: int | None = None) -> dict[str, np.ndarray]:
-    """The replay history of a run (episode-major arrays), optionally only the episodes collected up to
-    ``upto_env_steps`` env steps (a count reached at a round boundary)."""
-    run_dir = Path(run_dir)
-    ckpt = torch.load(run_dir / "checkpoint.pt", weights_only=True)
-    parts = [dict(np.load(run_dir / "replay" / f"part_{k:05d}.npz")) for k in range(ckpt["parts"])]
-    data = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    if upto_env_steps is not None:
-        keep = int(np.searchsorted(np.cumsum(data["lengths"]), upto_env_steps, side="right"))
-        data = {k: v[:keep] for k, v in data.items()}
-    return data
 
 
 def default_command(argv: list[str] | None = None) -> list[str]:

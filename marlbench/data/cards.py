@@ -21,12 +21,15 @@ from pathlib import Path
 import numpy as np
 
 from marlbench.data.dataset import Dataset
+from marlbench.errors import require
+from marlbench.paths import DATA_DIR_ENV, data_dir
 from marlbench.spec import TaskSpec
 
 COVERAGE_OBS_BINS = 10
 COVERAGE_ACTION_BINS = 5
 COVERAGE_MAX_TRANSITIONS = 200_000  # evenly spaced subsample above this (coverage is then over the subsample)
 PLOT_MAX_POINTS = 200_000
+DATA_DIR_MARK = "<data>"  # a file in the data directory is named relative to it (docs/DATASETS.md's `<data>`)
 
 
 def _quantiles(x: np.ndarray) -> dict[str, float]:
@@ -96,10 +99,24 @@ def coverage(dataset: Dataset, spec: TaskSpec | None = None) -> dict:
     }
 
 
+def card_location(path: str | Path | None) -> str | None:
+    """Where a card says its file is, without naming this machine's directories: a file inside the data directory
+    as ``<data>/datasets/...`` (``<data>`` = $MARLBENCH_DATA_DIR, see :func:`marlbench.paths.data_dir`), any other
+    file as given."""
+    if path is None:
+        return None
+    try:
+        inside = Path(path).resolve().relative_to(data_dir().resolve())
+    except ValueError:
+        return str(path)
+    return f"{DATA_DIR_MARK}/{inside.as_posix()}"
+
+
 def make_card(dataset: Dataset, spec: TaskSpec, task: str | None = None, path: str | None = None,
               published: dict | None = None) -> dict:
-    """Every number of the card as a JSON-ready dict. ``published``: the published card's statistics beside this
-    dataset's (``marlbench.data.commands.published_comparison``), shown as its own section."""
+    """Every number of the card as a JSON-ready dict. ``path``: the dataset file, recorded by
+    :func:`card_location`. ``published``: the published card's statistics beside this dataset's
+    (``marlbench.data.commands.published_comparison``), shown as its own section."""
     stats = dataset.statistics()
     returns = dataset.episode_returns()
     raw = _quantiles(returns)
@@ -121,7 +138,7 @@ def make_card(dataset: Dataset, spec: TaskSpec, task: str | None = None, path: s
         }
     return {
         "task": task or dataset.metadata.get("task"),
-        "path": path,
+        "path": card_location(path),
         "checksum": dataset.checksum(),
         "source": dataset.metadata.get("source"),
         "quality": dataset.metadata.get("quality"),
@@ -149,7 +166,9 @@ def card_markdown(card: dict, png_name: str | None = None) -> str:
     """The card as Markdown."""
     lines = [f"# Dataset card: {card['task']}", ""]
     if card.get("path"):
-        lines.append(f"- file: `{card['path']}`")
+        where = (f" (`{DATA_DIR_MARK}`: the data directory, `${DATA_DIR_ENV}`, default `~/.local/share/marlbench`)"
+                 if card["path"].startswith(f"{DATA_DIR_MARK}/") else "")
+        lines.append(f"- file: `{card['path']}`{where}")
     lines += [f"- sha256 (content): `{card['checksum']}`",
               f"- source: {card['source']}; quality: {card['quality']}", ""]
     if png_name:
@@ -200,8 +219,6 @@ def card_markdown(card: dict, png_name: str | None = None) -> str:
 
 def card_figure(dataset: Dataset, spec: TaskSpec, card: dict, png: str | Path) -> Path:
     """Write the card's PNG: return histogram, observation coverage, action density."""
-    from marlbench.errors import require
-
     matplotlib = require("matplotlib", "plot")
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt

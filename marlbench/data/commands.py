@@ -1,34 +1,93 @@
-"""`marlbench data download|convert|subsample|combine` and the source handling of `data info` (cli.py wires them)."""
+"""`marlbench data generate|path|info|download|convert|subsample|combine` as functions with typed arguments.
+
+cli.py parses the command line, loads the catalogue (``marlbench.catalog.load()``, which task names resolve
+against) and calls them; they print what the command prints, return its exit code and raise
+MarlbenchError (printed as one line, exit code 2) for a usage error. Paths may be given as str or Path.
+"""
 from __future__ import annotations
 
-import argparse
+import json
+import sys
 from pathlib import Path
 
+from marlbench.data import public, tools
+from marlbench.data.cards import card_figure, card_markdown, card_text, make_card
 from marlbench.data.dataset import Dataset
+from marlbench.data.download import download_vault
+from marlbench.data.formats.detect import load_any
+from marlbench.data.formats.native import save_native
+from marlbench.data.public import (
+    PublicTask,
+    check_fits,
+    published_card,
+    reconcile_state,
+    task_for_source,
+    with_published_copy,
+)
 from marlbench.errors import DatasetError, MarlbenchError
+from marlbench.paths import data_dir, require_writable
+from marlbench.results import atomic_write_bytes
 from marlbench.spec import TaskSpec
+from marlbench.tasks import get_task
 
 
-def _public():
-    import marlbench.catalog  # noqa: F401
-    from marlbench.data import public
+def _one_task(names: list[str], action: str):
+    """The task of `data generate|path`, which take exactly one task name or alias."""
+    if len(names) != 1:
+        raise MarlbenchError(f"data {action} takes one task name")
+    return get_task(names[0])
 
-    return public
+
+def generate(names: list[str], *, episodes: int | None = None, seed: int = 0, out: str | Path | None = None,
+             force: bool = False) -> int:
+    """`data generate TASK`: generate a task's dataset into its cache, or into ``out``.
+
+    ``names`` holds the one task name or alias. ``episodes`` defaults to the task's documented size. A good cached
+    file is kept unless ``force`` (a damaged one is rebuilt without it); a non-default ``episodes`` or ``seed``
+    needs ``out``, so the cache always holds the documented default dataset."""
+    task = _one_task(names, "generate")
+    task.require_runnable()
+    if task.generate is None:
+        raise MarlbenchError(f"task {task.name!r} has no generator; its data comes from `marlbench data download`")
+    if task.dataset_path.exists() and not force and episodes is None and seed == 0 and not out:
+        damage = task.cache_damage()
+        if damage is None:
+            print(f"{task.dataset_path} already exists (use --force to regenerate)")
+            return 0
+        print(f"{task.dataset_path} is damaged: {damage}; regenerating it")
+    n_episodes = episodes or task.default_episodes
+    dest = Path(out) if out else task.dataset_path
+    if dest == task.dataset_path and (episodes not in (None, task.default_episodes) or seed != 0):
+        raise MarlbenchError("a non-default --episodes or --seed needs --out FILE, so the task's cached "
+                             "dataset stays the documented default")
+    require_writable(dest.parent)  # before generating, which can take minutes
+    _save(task.generate(n_episodes, seed), dest)
+    return 0
 
 
-def download(args: argparse.Namespace) -> int:
-    """Download and convert the named public datasets (task names, aliases or vault ids), or all of them."""
-    public = _public()
-    from marlbench.data.download import download_vault
+def show_path(names: list[str]) -> int:
+    """`data path TASK`: print where the task's dataset is (or will be) cached; ``names`` holds one task name."""
+    print(_one_task(names, "path").dataset_path)
+    return 0
 
-    if args.all == bool(args.names):
+
+def download(names: list[str], *, all_datasets: bool = False, archive: str | Path | None = None,
+             url: str | None = None, retries: int = 4, timeout: float = 60.0, progress: bool = True,
+             force: bool = False) -> int:
+    """`data download`: download and convert the named public datasets (task names, paper aliases or vault ids),
+    or with ``all_datasets`` (``--all``) every vault of the manifest, where one failed vault does not stop the rest.
+
+    ``archive`` (a zip fetched by hand) or ``url`` (a mirror) apply to a single vault; ``retries`` and ``timeout``
+    (seconds without data) govern the transfer, ``progress`` its progress bar. Present datasets are kept unless
+    ``force``."""
+    if all_datasets == bool(names):
         raise MarlbenchError("name the datasets to download (task names or vault ids), or pass --all")
-    if args.all:
+    if all_datasets:
         tasks = public.public_tasks()
         vault_ids = list(dict.fromkeys([t.vault_id for t in tasks] + list(public.vaults())))
     else:
         tasks, vault_ids = [], []
-        for name in args.names:
+        for name in names:
             if name in public.vaults():
                 vault_ids.append(name)
                 tasks += public.public_tasks(name)
@@ -42,17 +101,17 @@ def download(args: argparse.Namespace) -> int:
             tasks.append(task)
             vault_ids.append(task.vault_id)
         vault_ids = list(dict.fromkeys(vault_ids))
-    if (args.archive or args.url) and len(vault_ids) != 1:
+    if (archive or url) and len(vault_ids) != 1:
         raise MarlbenchError("--archive and --url apply to one vault; name a single dataset or vault")
-    from marlbench.tasks import data_dir, require_writable
 
     require_writable(data_dir())  # archives, vaults and converted files all go there; check before fetching
     failed = []
     for vault_id in vault_ids:
         try:
-            _download_one(args, public, download_vault, vault_id, [t for t in tasks if t.vault_id == vault_id])
+            _download_one(public, download_vault, vault_id, [t for t in tasks if t.vault_id == vault_id],
+                          force=force, archive=archive, url=url, retries=retries, timeout=timeout, progress=progress)
         except MarlbenchError as e:
-            if not args.all:
+            if not all_datasets:
                 raise
             failed.append(vault_id)
             print(f"marlbench: error: {vault_id}: {e}")
@@ -61,29 +120,27 @@ def download(args: argparse.Namespace) -> int:
     return 0
 
 
-def _download_one(args: argparse.Namespace, public, download_vault, vault_id: str, mine: list) -> None:
-    """Fetch one vault unless its datasets are present, then convert the datasets asked for."""
-    if mine and all(t.dataset_path.exists() and t.cache_damage() is None for t in mine) and not args.force:
+def _download_one(public, download_vault, vault_id: str, mine: list, *, force: bool, archive: str | Path | None,
+                  url: str | None, retries: int, timeout: float, progress: bool) -> None:
+    """Fetch one vault unless its datasets are present, then convert the datasets asked for (``mine``)."""
+    if mine and all(t.dataset_path.exists() and t.cache_damage() is None for t in mine) and not force:
         print(f"{vault_id}: already downloaded ({', '.join(t.name for t in mine)})")
         return
-    if not mine and public.vault_dir(vault_id).exists() and not args.force:
+    if not mine and public.vault_dir(vault_id).exists() and not force:
         print(f"{vault_id}: already unpacked in {public.vault_dir(vault_id)}")
         return
-    if args.force or not mine or not all(t.vault_path.exists() for t in mine):
+    if force or not mine or not all(t.vault_path.exists() for t in mine):
         download_vault(public.get_vault(vault_id), mine[0].name if mine else vault_id,
-                       archive=Path(args.archive) if args.archive else None, url=args.url,
-                       retries=args.retries, timeout=args.timeout, progress=not args.no_progress)
+                       archive=Path(archive) if archive else None, url=url,
+                       retries=retries, timeout=timeout, progress=progress)
     for task in mine:
-        if args.force or not task.dataset_path.exists() or task.cache_damage() is not None:
+        if force or not task.dataset_path.exists() or task.cache_damage() is not None:
             public.convert_vault_task(task)
 
 
 def public_task_for(name: str):
     """The task ``name`` names, except that a paper alias (``spread-expert``) means its public dataset: download
     and convert always concern the public data, whatever the alias resolves to before it is present."""
-    public = _public()
-    from marlbench.tasks import get_task
-
     paper = [t for t in public.public_tasks() if t.paper and f"{t.scenario}-{t.quality}" == name]
     return paper[0] if paper else get_task(name)
 
@@ -91,17 +148,12 @@ def public_task_for(name: str):
 def task_or_none(name: str | None):
     if not name:
         return None
-    _public()
-    from marlbench.tasks import get_task
 
     return get_task(name)
 
 
 def load_source(path: str, fmt: str, uid: str | None, seed: int | None, task=None) -> Dataset:
     """Any supported layout as a Dataset; with ``task``, checked against it and labelled with it."""
-    from marlbench.data.formats.detect import load_any
-    from marlbench.data.public import check_fits, reconcile_state, with_published_copy
-
     meta = {"task": task.name, "quality": task.quality} if task is not None else None
     try:
         dataset = load_any(path, fmt, uid, seed, meta)
@@ -116,11 +168,10 @@ def load_source(path: str, fmt: str, uid: str | None, seed: int | None, task=Non
     return dataset
 
 
-def _out_path(args: argparse.Namespace, task) -> Path:
-    from marlbench.data.public import PublicTask
-
-    if args.out:
-        return Path(args.out)
+def _out_path(out: str | Path | None, task) -> Path:
+    """``out``, else the cache of a public ``task`` (a generated task's cache holds only its generated data)."""
+    if out:
+        return Path(out)
     if not isinstance(task, PublicTask):
         raise MarlbenchError("--out FILE is required unless --task names a public dataset (whose cache is then the "
                              "default; a generated task's cache holds only its generated data)")
@@ -128,56 +179,64 @@ def _out_path(args: argparse.Namespace, task) -> Path:
 
 
 def _save(dataset: Dataset, out: Path) -> None:
-    from marlbench.data.formats.native import save_native
-
     save_native(dataset, out)
     print(f"wrote {out}: {dataset.n_episodes} episodes, {dataset.n_transitions} transitions, "
           f"sha256 {dataset.checksum()}")
 
 
-def convert(args: argparse.Namespace) -> int:
-    if len(args.names) != 1:
+def convert(names: list[str], *, task: str | None = None, fmt: str = "auto", uid: str | None = None,
+            source_seed: int | None = None, out: str | Path | None = None) -> int:
+    """`data convert SOURCE`: convert one source (``names`` holds it) in any layout into a native HDF5 file.
+
+    ``fmt`` forces a layout (auto|native|vault|omiga|omar), ``uid`` picks the dataset of a vault, ``source_seed``
+    the seed directory of an OMAR dataset. With ``task`` the data is checked against that task and written to
+    ``out`` or, for a public task, to its cache; without either, a file under its published name goes into the
+    cache of the public task it belongs to."""
+    if len(names) != 1:
         raise MarlbenchError("convert takes one source: marlbench data convert SOURCE [--task T] [--out FILE]")
-    task = public_task_for(args.task) if args.task else None
-    if task is None and not args.out:
-        from marlbench.data.public import task_for_source
+    bound = public_task_for(task) if task else None
+    if bound is None and not out:
+        bound = task_for_source(names[0])  # an original file under its published name
+        if bound is not None:
+            print(f"{names[0]} is {bound.name} (from its published name); converting into its cache")
+    dest = _out_path(out, bound)  # before the (long) load: a refused destination fails fast
 
-        task = task_for_source(args.names[0])  # an original file under its published name
-        if task is not None:
-            print(f"{args.names[0]} is {task.name} (from its published name); converting into its cache")
-    out = _out_path(args, task)  # before the (long) load: a refused destination fails fast
-    from marlbench.tasks import require_writable
-
-    require_writable(out.parent)  # so does one that cannot be written (MARLBENCH_DATA_DIR for the cache)
-    _save(load_source(args.names[0], args.format, args.uid, args.source_seed, task), out)
+    require_writable(dest.parent)  # so does one that cannot be written (MARLBENCH_DATA_DIR for the cache)
+    _save(load_source(names[0], fmt, uid, source_seed, bound), dest)
     return 0
 
 
-def subsample(args: argparse.Namespace) -> int:
-    from marlbench.data.tools import subsample as run
+def subsample(names: list[str], *, out: str | Path | None, episodes: int | None = None,
+              transitions: int | None = None, seed: int = 0, match: str | None = None, task: str | None = None,
+              fmt: str = "auto", uid: str | None = None, source_seed: int | None = None) -> int:
+    """`data subsample SOURCE`: write whole episodes of one source (``names`` holds a file, directory or task
+    name) to ``out``: ``episodes`` of them drawn uniformly with ``seed``, or as many as fit in ``transitions``
+    steps, following the episode-return distribution of the source ``match`` when given. ``task``, ``fmt``,
+    ``uid`` and ``source_seed`` read the source as in `convert`. The task's cache is never overwritten."""
 
-    if len(args.names) != 1:
+    if len(names) != 1:
         raise MarlbenchError("subsample takes one source: marlbench data subsample SOURCE --episodes N|--transitions N "
                              "--out FILE")
-    if not args.out:
+    if not out:
         raise MarlbenchError("subsample needs --out FILE (the task's cached dataset is never overwritten)")
-    task = task_or_none(args.task)
-    dataset = load_source(_resolve_source(args.names[0]), args.format, args.uid, args.source_seed, task)
+    bound = task_or_none(task)
+    dataset = load_source(_resolve_source(names[0]), fmt, uid, source_seed, bound)
     target = None
-    if args.match:
-        target = load_source(_resolve_source(args.match), "auto", None, None).episode_returns()
-    _save(run(dataset, episodes=args.episodes, transitions=args.transitions, seed=args.seed, match_returns=target),
-          Path(args.out))
+    if match:
+        target = load_source(_resolve_source(match), "auto", None, None).episode_returns()
+    _save(tools.subsample(dataset, episodes=episodes, transitions=transitions, seed=seed, match_returns=target),
+          Path(out))
     return 0
 
 
-def combine(args: argparse.Namespace) -> int:
-    from marlbench.data.tools import combine as run
+def combine(names: list[str], *, out: str | Path | None, task: str | None = None) -> int:
+    """`data combine SOURCE SOURCE ...`: concatenate the episodes of two or more sources (files, directories or
+    task names; checked against ``task`` when given) into ``out``."""
 
-    if len(args.names) < 2 or not args.out:
+    if len(names) < 2 or not out:
         raise MarlbenchError("combine needs two or more sources and --out FILE")
-    task = task_or_none(args.task)
-    _save(run([load_source(_resolve_source(n), "auto", None, None, task) for n in args.names]), Path(args.out))
+    bound = task_or_none(task)
+    _save(tools.combine([load_source(_resolve_source(n), "auto", None, None, bound) for n in names]), Path(out))
     return 0
 
 
@@ -200,33 +259,62 @@ def spec_for(dataset: Dataset, name: str) -> TaskSpec:
                     action_high=float(dataset.actions.max()) if not dataset.discrete else 1.0)
 
 
-def info_source(args: argparse.Namespace):
-    """(dataset, spec, task name, path) for `data info`: a task's dataset, or any file/directory (--file or a path
-    given instead of the task)."""
-    name = args.names[0] if args.names else None
-    file = args.file
+def info_source(names: list[str], *, file: str | Path | None = None, task: str | None = None, fmt: str = "auto",
+                uid: str | None = None, source_seed: int | None = None):
+    """(dataset, spec, task name, path, task) for `data info`: a task's dataset (``names`` = [task]), or any file
+    or directory (``file``, or a path in ``names``; ``task`` then names the task it belongs to, if any)."""
+    name = names[0] if names else None
     if file is None and name is not None and Path(name).exists():
-        file, name = name, args.task
-    task = task_or_none(name or args.task)
+        file, name = name, task
+    bound = task_or_none(name or task)
     if file is None:
-        if task is None:
+        if bound is None:
             raise MarlbenchError("data info needs a task name, a dataset path, or --file")
-        path = task.dataset_path
+        path = bound.dataset_path
         if not path.exists():
-            raise MarlbenchError(f"no dataset for {task.name!r} at {path}; run `marlbench data "
-                                 f"{'download' if getattr(task, 'vault_id', None) else 'generate'} {task.name}` first")
+            raise MarlbenchError(f"no dataset for {bound.name!r} at {path}; run `marlbench data "
+                                 f"{'download' if getattr(bound, 'vault_id', None) else 'generate'} {bound.name}` "
+                                 "first")
         file = str(path)
-    dataset = load_source(file, args.format, args.uid, args.source_seed, task)
-    spec = task.spec if task is not None and task.spec is not None else spec_for(dataset, task.name if task else
-                                                                                 Path(file).name)
-    return dataset, spec, task.name if task else None, file, task
+    dataset = load_source(file, fmt, uid, source_seed, bound)
+    spec = bound.spec if bound is not None and bound.spec is not None else spec_for(dataset, bound.name if bound else
+                                                                                  Path(file).name)
+    return dataset, spec, bound.name if bound else None, file, bound
+
+
+def info(names: list[str], *, file: str | Path | None = None, task: str | None = None, fmt: str = "auto",
+         uid: str | None = None, source_seed: int | None = None, markdown: str | Path | None = None,
+         png: str | Path | None = None, card_dir: str | Path | None = None, as_json: bool = False) -> int:
+    """`data info TASK|PATH`: print the dataset card (text, or JSON with ``as_json``) of the source that
+    `info_source` picks from ``names``, ``file``, ``task``, ``fmt``, ``uid`` and ``source_seed``.
+
+    ``markdown`` and ``png`` also write the card as Markdown and its figure (needs the [plot] extra); ``card_dir``
+    writes ``<name>.md`` and ``<name>.png`` there for the ones not given. With ``as_json`` the "wrote" lines go to
+    stderr, so stdout holds only the JSON."""
+    dataset, spec, name, path, bound = info_source(names, file=file, task=task, fmt=fmt, uid=uid,
+                                                   source_seed=source_seed)
+    card = make_card(dataset, spec, name, str(path), published=published_comparison(bound, dataset))
+    if card_dir:
+        stem = (name or Path(path).name).replace("/", "_")
+        markdown = markdown or str(Path(card_dir) / f"{stem}.md")
+        png = png or str(Path(card_dir) / f"{stem}.png")
+    log = sys.stderr if as_json else sys.stdout
+    if png:  # first, so a missing matplotlib fails before anything is written
+        print(f"wrote {card_figure(dataset, spec, card, png)}", file=log)
+    if markdown:
+        import os
+
+        rel = os.path.relpath(Path(png).resolve(), Path(markdown).resolve().parent) if png else None
+        atomic_write_bytes(Path(markdown), card_markdown(card, rel).encode())
+        print(f"wrote {markdown}", file=log)
+    print(json.dumps(card, indent=2, default=str) if as_json else card_text(card))
+    return 0
 
 
 def published_comparison(task, dataset: Dataset) -> dict | None:
     """The card's published statistics beside this dataset's (None if no published card applies)."""
     if task is None:
         return None
-    from marlbench.data.public import published_card
 
     card = published_card(task)
     if not card:

@@ -27,8 +27,11 @@ import zlib
 from pathlib import Path
 from urllib.parse import urlparse
 
+from marlbench.data.formats.vault import vault_uids
+from marlbench.data.public import vault_dir
 from marlbench.errors import DatasetError, UnavailableError
 from marlbench.paths import data_dir
+from marlbench.results import atomic_write_json
 
 CHUNK = 1 << 20
 CHECKSUMS = "checksums.json"
@@ -127,8 +130,6 @@ def recorded_checksum(url: str) -> dict | None:
 def record_checksum(url: str, sha256: str, size: int) -> None:
     import json
 
-    from marlbench.results import atomic_write_json
-
     path = _checksum_store()
     known = json.loads(path.read_text()) if path.exists() else {}
     known[url] = {"sha256": sha256, "size": size, "recorded": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
@@ -160,8 +161,6 @@ def verify(archive: Path, url: str, sha256: str | None, size: int | None, delete
 
 def unpack(archive: Path, vault_id: str, target: Path) -> Path:
     """Extract the vault ``<scenario>.vlt`` from ``archive`` into ``target`` (a ``.vlt`` path), atomically."""
-    from marlbench.data.formats.vault import vault_uids
-
     scenario_dir = target.name  # <scenario>.vlt
     tmp = target.with_name(f".{scenario_dir}.unpack-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -199,7 +198,6 @@ def download_vault(vault: dict, task_name: str, archive: Path | None = None, url
                    retries: int = 4, backoff: float = 1.0, timeout: float = 60.0, progress: bool = True,
                    log=print) -> Path:
     """Fetch (or take ``archive``), verify and unpack one manifest vault; returns its ``.vlt`` directory."""
-    from marlbench.data.public import vault_dir
     url = url or vault["url"]
     target = vault_dir(vault["id"])
     downloaded = archive is None

@@ -1,30 +1,17 @@
-"""Build datasets by rolling behaviour policies through batched environments."""
+"""Build datasets by rolling behaviour policies through batched environments (the generators of every task
+family call these)."""
 from __future__ import annotations
 
 from collections.abc import Callable
 
 import numpy as np
+from tqdm import tqdm
 
-from marlbench.data.behaviour import ScriptedSpreadPolicy
 from marlbench.data.dataset import Dataset
 from marlbench.envs.base import BatchedMultiAgentEnv, EnvStep
-from marlbench.envs.mpe import SpreadEnv
+from marlbench.seeding import derive_seed
 
 Policy = Callable[[EnvStep], np.ndarray]
-SPREAD_CHUNK = 1000  # episodes stepped together; fixed, so fewer episodes give a prefix of more episodes
-# mpe/spread-scripted: agent i steers to landmark i (index assignment) at four noise levels (Gaussian std,
-# random-action probability), from noise-free (~81 normalised) to heavily perturbed (~31); the mix averages ~62.
-# No uniform-random tier: a flow policy reproduces the behaviour's per-step noise, and OMAR's random tier is its
-# own task (mpe/spread-random).
-# The optimal-assignment controller scores higher (~102) but is a hard combinatorial target: with the quick
-# profile's budget every learner we tried stayed below 20 normalised on it (see docs/TASKS.md).
-SPREAD_SCRIPTED_ASSIGNMENT = "index"
-SPREAD_SCRIPTED_NOISE = ((0.0, 0.0), (0.3, 0.0), (0.6, 0.1), (1.0, 0.3))
-
-
-def _derived_seed(seed: int, *stream: int) -> int:
-    """An independent 32-bit seed for sub-stream ``stream`` of ``seed`` (avoids seed + i collisions)."""
-    return int(np.random.SeedSequence([seed, *stream]).generate_state(1)[0])
 
 
 def rollout(env: BatchedMultiAgentEnv, policy: Policy, episodes: int, seed: int) -> Dataset:
@@ -41,7 +28,7 @@ def rollout(env: BatchedMultiAgentEnv, policy: Policy, episodes: int, seed: int)
     parts: list[dict[str, np.ndarray]] = []
     for c in range(n_chunks):
         keep = min(b, episodes - c * b)
-        parts.append(_rollout_batch(env, policy, _derived_seed(seed, 0, c), spec.episode_limit, keep))
+        parts.append(_rollout_batch(env, policy, derive_seed(seed, 0, c), spec.episode_limit, keep))
     return Dataset(**_merge(parts))
 
 
@@ -50,13 +37,11 @@ def rollout_transitions(env: BatchedMultiAgentEnv, policy: Policy, transitions: 
     until at least ``transitions`` are collected, then the first whole episodes whose lengths reach that total."""
     if transitions < 1:
         raise ValueError(f"transitions must be at least 1, got {transitions}")
-    from tqdm import tqdm
-
     parts: list[dict[str, np.ndarray]] = []
     total, c = 0, 0
     with tqdm(total=transitions, unit="transitions", desc=env.spec.name, disable=None, leave=False) as bar:
         while total < transitions:
-            parts.append(_rollout_batch(env, policy, _derived_seed(seed, 0, c), env.spec.episode_limit,
+            parts.append(_rollout_batch(env, policy, derive_seed(seed, 0, c), env.spec.episode_limit,
                                         env.num_envs))
             total += len(parts[-1]["rewards"])
             bar.update(min(len(parts[-1]["rewards"]), transitions - bar.n))
@@ -107,26 +92,3 @@ def _rollout_batch(env: BatchedMultiAgentEnv, policy: Policy, seed: int, limit: 
     ends = np.cumsum(alive.sum(axis=1)) - 1
     out["truncations"][ends] |= ~out["terminals"][ends]
     return out
-
-
-def generate_spread_scripted(episodes: int = 4000, seed: int = 0) -> Dataset:
-    """Spread dataset from ``ScriptedSpreadPolicy`` with its default noise mix (bit-identical per arguments)."""
-    policy = ScriptedSpreadPolicy(SPREAD_SCRIPTED_NOISE, seed=_derived_seed(seed, 1),
-                                  assignment=SPREAD_SCRIPTED_ASSIGNMENT)
-    env = SpreadEnv(num_envs=SPREAD_CHUNK)
-    data = rollout(env, policy, episodes, seed)
-    returns = data.episode_returns()
-    level = np.arange(episodes) % len(policy.noise_levels)
-    behaviour = policy.describe()
-    behaviour["return_mean_per_level"] = [float(returns[level == i].mean()) if (level == i).any() else None
-                                          for i in range(len(policy.noise_levels))]
-    data.metadata.update({
-        "task": "mpe/spread-scripted",
-        "source": "generated",
-        "quality": "scripted",
-        "behaviour_policy": behaviour,
-        "generator_seed": seed,
-        "episodes": episodes,
-        "return_definition": env.spec.return_definition,
-    })
-    return data

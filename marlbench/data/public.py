@@ -16,30 +16,32 @@ On disk (under ``marlbench.tasks.data_dir()``)::
 """
 from __future__ import annotations
 
-import json
+import hashlib
 import os
 from dataclasses import dataclass, fields, replace
 from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 
+import yaml
+
 from marlbench.data.dataset import Dataset
+from marlbench.data.formats.detect import detect_format
+from marlbench.data.formats.native import load_native, read_native_metadata, save_native
+from marlbench.data.formats.omiga import OBTAIN_AGAIN
+from marlbench.data.formats.vault import read_vault
 from marlbench.errors import DatasetError, UnknownNameError
 from marlbench.registry import TASKS
 from marlbench.spec import TaskSpec
 from marlbench.tasks import Task, data_dir
 
 MANIFEST = "public.yaml"
-BOUND_ENV = "MARLBENCH_BOUND_DATASETS"  # JSON {bound task name: [base task, file]}, inherited by worker processes
 SMAC_RETURN = "episode return of the team reward (SMAC's 0-20 scale, 20 = win with all kills)"
 
 
 @lru_cache(maxsize=1)
 def manifest() -> dict:
     """The manifest as loaded from the installed package data."""
-    from importlib import resources
-
-    import yaml
-
     text = resources.files("marlbench.configs").joinpath("datasets", MANIFEST).read_text()
     return yaml.safe_load(text)
 
@@ -136,7 +138,6 @@ def spec_for_data(spec: TaskSpec | None, path: Path) -> TaskSpec | None:
     Reads the file's stored statistics (attributes only); a missing or damaged file leaves ``spec`` as it is."""
     if spec is None or spec.state_dim is None or not path.is_file():
         return spec
-    from marlbench.data.formats.native import read_native_metadata
 
     try:
         stats = read_native_metadata(path).get("statistics") or {}
@@ -248,8 +249,6 @@ def task_for_source(path: str | os.PathLike) -> PublicTask | None:
 
 def convert_vault_task(task: PublicTask, log=print) -> Path:
     """Convert the task's unpacked vault dataset into its native file (atomic) and return the file."""
-    from marlbench.data.formats.native import save_native
-    from marlbench.data.formats.vault import read_vault
 
     if not task.vault_path.exists():
         raise DatasetError(f"vault dataset {task.vault_path} is missing; run `marlbench data download {task.name}`")
@@ -285,10 +284,9 @@ class BoundTask(Task):
             (False, f"bound dataset file {self.file} does not exist")
 
 
-def _register_bound(name: str, base_name: str, file: str) -> BoundTask:
+def _register_bound(name: str, base: Task, file: str) -> BoundTask:
     if name in TASKS:
         return TASKS.get(name)
-    base = TASKS.get(base_name)
     spec = spec_for_data(replace(base.spec, name=name) if base.spec else None, Path(file))
     description = f"{base.name} on the data of {file}"
     if spec is not None and spec.state_dim != base.spec.state_dim:
@@ -304,12 +302,11 @@ def _register_bound(name: str, base_name: str, file: str) -> BoundTask:
 def with_published_copy(err: DatasetError, path: str | os.PathLike) -> DatasetError:
     """``err`` for a damaged original file, plus the download command of its published copy when the manifest
     knows the file by name (the format readers below this layer cannot look that up)."""
-    from marlbench.data.formats.omiga import OBTAIN_AGAIN
 
     message = str(err)
     try:
         task = task_for_source(path) if OBTAIN_AGAIN in message else None
-    except Exception:  # noqa: BLE001  the advice must never hide the error it comes with
+    except Exception:
         task = None
     if task is None:
         return err
@@ -319,8 +316,6 @@ def with_published_copy(err: DatasetError, path: str | os.PathLike) -> DatasetEr
 def bind_dataset(task: Task, file: str | os.PathLike) -> BoundTask:
     """Register ``<task>@<file stem>``: the task's environment evaluating a policy trained on ``file`` (a native
     file; other layouts are converted first with `marlbench data convert`). Refuses data that does not fit."""
-    from marlbench.data.formats.detect import detect_format
-    from marlbench.data.formats.native import load_native
 
     file = Path(file).resolve()
     try:
@@ -336,18 +331,8 @@ def bind_dataset(task: Task, file: str | os.PathLike) -> BoundTask:
     check_fits(load_native(file, verify=True), task.name, task.spec)
     name = f"{task.name}@{file.stem}"
     if name in TASKS and TASKS.get(name).dataset_path != file:  # another file of the same name
-        import hashlib
-
         name += "-" + hashlib.sha1(str(file).encode()).hexdigest()[:6]
-    bound = json.loads(os.environ.get(BOUND_ENV, "{}"))
-    bound[name] = [task.name, str(file)]
-    os.environ[BOUND_ENV] = json.dumps(bound)  # spawned seed workers register the same task from it
-    return _register_bound(name, task.name, str(file))
-
-
-def register_bound_from_env() -> None:
-    for name, (base, file) in json.loads(os.environ.get(BOUND_ENV, "{}")).items():
-        _register_bound(name, base, file)
+    return _register_bound(name, task, str(file))  # a dataclass: seed workers receive it pickled
 
 
 def describe_resolution(requested: str, task: Task) -> str | None:
@@ -361,6 +346,3 @@ def describe_resolution(requested: str, task: Task) -> str | None:
     kind = "generated dataset" if task.generate is not None else "placeholder task"
     return f"{requested} -> {task.name} ({kind}{other})"
 
-
-register_public_tasks()
-register_bound_from_env()

@@ -16,8 +16,6 @@ E|a1 - a2| / 2 = (2/3) / 2 = 1/3 on xor; the optimum scores 2.0 and 1.0.
 """
 from __future__ import annotations
 
-from functools import partial
-
 import numpy as np
 
 from marlbench.data.dataset import Dataset
@@ -199,31 +197,3 @@ def generate_xor(episodes: int = DEFAULT_EPISODES, seed: int = 0) -> Dataset:
         "noise_std": XOR_NOISE_STD, "generator_seed": seed, "episodes": episodes,
         "return_definition": RETURN_DEFINITION,
     })
-
-
-# ------------------------------------------------------------------------------------------------- catalogue
-def register_game_tasks() -> None:
-    """Register games/coordination, games/payoff-z{0,25,50,75,100} and games/xor (idempotent)."""
-    from marlbench.registry import TASKS
-    from marlbench.tasks import Task, register_task
-
-    if "games/coordination" in TASKS:
-        return
-    register_task(Task("games/coordination", "games", "coordination", "biased", spec=coordination_spec(),
-                       make_env=lambda num_envs: CoordinationGameEnv(num_envs), generate=generate_coordination,
-                       default_episodes=DEFAULT_EPISODES,
-                       description="App. H.5 pure coordination game; data mostly (0,1)/(1,0), optimum (1,1) rare"),
-                  aliases=("coordination",))
-    for zeta in PAYOFF_ZETAS:
-        name = payoff_name(zeta)
-        register_task(Task(name, "games", "payoff", name.split("-")[-1], spec=coordination_spec(name),
-                           make_env=partial(CoordinationGameEnv, name=name),
-                           generate=partial(generate_payoff, zeta=zeta),
-                           default_episodes=DEFAULT_EPISODES,
-                           description=f"App. H.7 payoff game; dataset diagonal mass zeta={zeta}"),
-                      aliases=(name.split("/")[1],))
-    register_task(Task("games/xor", "games", "xor", "two-mode", spec=xor_spec(),
-                       make_env=lambda num_envs: XorGameEnv(num_envs), generate=generate_xor,
-                       default_episodes=DEFAULT_EPISODES,
-                       description="App. H.6 continuous XOR stress test; anti-aligned optimum, non-factorisable"),
-                  aliases=("xor",))

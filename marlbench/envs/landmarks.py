@@ -22,15 +22,16 @@ differ per episode, so the partitions differ too: the data is coordinated within
 from __future__ import annotations
 
 import itertools
-from functools import lru_cache, partial
+from functools import lru_cache
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from marlbench.data.dataset import Dataset
-from marlbench.data.generate import _derived_seed
+from marlbench.data.generate import rollout
 from marlbench.envs.base import BatchedMultiAgentEnv, EnvStep
 from marlbench.errors import ConfigError
+from marlbench.seeding import derive_seed
 from marlbench.spec import TaskSpec
 
 MIN_AGENTS, MAX_AGENTS = 3, 40
@@ -212,10 +213,8 @@ class _UniformRandomPolicy:
 
 def measure_scores(n_agents: int, episodes: int = 1000, seed: int = 0) -> tuple[float, float]:
     """(mean return of uniform-random actions, mean return of the noise-free scripted policy), same start states."""
-    from marlbench.data.generate import rollout
-
     env = LandmarkCoveringEnv(min(episodes, 1000), n_agents, spec=_unscored_spec(n_agents))
-    random_return = rollout(env, _UniformRandomPolicy(env, _derived_seed(seed, 2)), episodes, seed)
+    random_return = rollout(env, _UniformRandomPolicy(env, derive_seed(seed, 2)), episodes, seed)
     expert_return = rollout(env, ScriptedLandmarkPolicy(noise_std=0.0), episodes, seed)
     return float(random_return.episode_returns().mean()), float(expert_return.episode_returns().mean())
 
@@ -228,10 +227,8 @@ def _unscored_spec(n_agents: int) -> TaskSpec:
 # ------------------------------------------------------------------------------------------------- dataset
 def generate_landmarks(n_agents: int, episodes: int = DEFAULT_EPISODES, seed: int = 0) -> Dataset:
     """Scripted-assignment dataset of the N-agent game, identical for identical arguments."""
-    from marlbench.data.generate import rollout
-
     n = _check_n_agents(n_agents)
-    policy = ScriptedLandmarkPolicy(seed=_derived_seed(seed, 1))
+    policy = ScriptedLandmarkPolicy(seed=derive_seed(seed, 1))
     env = LandmarkCoveringEnv(GENERATE_CHUNK, n, spec=landmarks_spec(n))
     data = rollout(env, policy, episodes, seed)
     data.metadata.update({
@@ -241,22 +238,3 @@ def generate_landmarks(n_agents: int, episodes: int = DEFAULT_EPISODES, seed: in
         "return_definition": RETURN_DEFINITION,
     })
     return data
-
-
-# ----------------------------------------------------------------------------------------------- catalogue
-def register_landmark_tasks(sizes: tuple[int, ...] = REGISTERED_SIZES) -> None:
-    """Register games/landmarks-N (alias landmarks-N) for every N in ``sizes`` (idempotent)."""
-    from marlbench.registry import TASKS
-    from marlbench.tasks import Task, register_task
-
-    for n in sizes:
-        name = landmarks_name(n)
-        if name in TASKS:
-            continue
-        spec = landmarks_spec(n, name)
-        register_task(Task(name, "games", f"landmarks{n}", "scripted", spec=spec,
-                           make_env=partial(LandmarkCoveringEnv, n_agents=n, spec=spec),
-                           generate=partial(generate_landmarks, n), default_episodes=DEFAULT_EPISODES,
-                           description=f"Sec. 4.3 / App. H.4 landmark covering, {n} agents; scripted optimal "
-                                       f"assignment data, agents blind to each other"),
-                      aliases=(name.split("/")[1],))

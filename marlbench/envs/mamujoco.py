@@ -6,7 +6,7 @@ bodies each agent sees. Stepping goes to the wrapper's underlying Gymnasium envi
 assembled through the wrapper's own action partition (a fixed index map read from
 ``map_local_actions_to_global_action`` once). Two reasons: the wrapper's ``step`` builds every agent's local
 observation even when they are unused (2.5x slower for HalfCheetah), and after an episode ends the wrapper empties
-``agents``, which would break dict-based action building (DATA.md pitfall); here actions are arrays by agent index.
+``agents``, which would break dict-based action building; here actions are arrays by agent index.
 
 Observations (``observation=``):
 
@@ -167,93 +167,3 @@ class MaMuJoCoEnv(BatchedMultiAgentEnv):
         self.last = EnvStep(obs=obs, rewards=np.repeat(reward[:, None], self.n, 1), terminated=terminated,
                             truncated=truncated, state=state)
         return self.last
-
-
-# ---------------------------------------------------------------------------------------------- behaviour training
-# MATD3 with a team critic (one twin critic of the shared reward, FACMAC-style joint actor gradient) and TD3's
-# MuJoCo settings (Fujimoto et al. 2018: lr 3e-4, batch 256, gamma 0.99, tau 0.005, exploration noise 0.1) except
-# for cost: 128x128 networks instead of 256x256 and one gradient step per two collected transitions, which together
-# make training about 5x cheaper on a CPU core. OMIGA's data came from HAPPO; see docs/TASKS.md.
-BEHAVIOUR_DEFAULTS = {
-    "num_envs": 4, "updates_per_step": 2, "warmup_steps": 10_000, "eval_every": 20_000, "eval_episodes": 10,
-    "explore_std": 0.1, "buffer_capacity": 1_000_000,
-    "hidden_dims": (128, 128), "actor_lr": 3e-4, "critic_lr": 3e-4, "batch_size": 256, "gamma": 0.99,
-    "tau": 0.005, "reward_scale": 1.0, "team_critic": True,
-}
-BEHAVIOUR_ENV_STEPS = {"6halfcheetah": 160_000, "3hopper": 300_000, "2ant": 300_000}
-# What the behaviour actors see. OMIGA's observations are z-scored per vector, which hides the state's scale; the
-# Hopper and Ant policies learn from the raw global state (+ agent id) instead, i.e. they are centralised behaviour
-# policies. Their datasets still record OMIGA's observations.
-BEHAVIOUR_ACTOR_OBSERVATION = {"6halfcheetah": "env", "3hopper": "state", "2ant": "state"}
-GENERATE_CHUNK = 100  # episodes stepped together when generating datasets (100 simulators of 1,000 steps)
-DEFAULT_TRANSITIONS = 1_000_000  # OMIGA's datasets hold 1M transitions per tier
-
-
-def register_behaviour_envs(registry) -> None:
-    """Make ``mamujoco/<scenario>`` trainable by ``marlbench behaviour train`` (no-op if already registered)."""
-    from functools import partial
-
-    from marlbench.behaviour.trainer import BehaviourEnv
-
-    for scenario in SCENARIOS:
-        name = f"mamujoco/{scenario}"
-        if name not in registry:
-            spec = mamujoco_spec(name, scenario, random_score=D4RL_REFERENCES[scenario][0],
-                                 expert_score=D4RL_REFERENCES[scenario][1], normalisation_source="D4RL")
-            registry.register(name, BehaviourEnv(
-                name, spec, partial(MaMuJoCoEnv, scenario=scenario, spec=spec),
-                defaults={**BEHAVIOUR_DEFAULTS, "env_steps": BEHAVIOUR_ENV_STEPS[scenario],
-                          "actor_observation": BEHAVIOUR_ACTOR_OBSERVATION[scenario]},
-                chunk=GENERATE_CHUNK, default_transitions=DEFAULT_TRANSITIONS), aliases=(scenario,))
-
-
-# ---------------------------------------------------------------------------------------------- tasks
-TIERS = ("expert", "medium", "medium-expert", "medium-replay")
-# D4RL's reference scores of the single-agent task each scenario splits (configs/reference/normalisation.yaml,
-# source d4rl-mujoco): the team reward is the single-agent reward. Measured scores of this suite's uniform-random
-# and Expert policies are in docs/TASKS.md.
-D4RL_REFERENCES = {"6halfcheetah": (-280.178953, 12135.0), "3hopper": (-20.272305, 3234.3), "2ant": (-325.6, 3879.7)}
-
-
-def register_mamujoco_tasks() -> None:
-    """``mamujoco/<scenario>-<tier>`` for the generated tiers, with the paper's short names as aliases."""
-    import importlib.util
-    from functools import partial
-
-    from marlbench.behaviour.tiers import load_manifest
-    from marlbench.tasks import Task, register_task
-
-    missing_extra = importlib.util.find_spec("gymnasium_robotics") is None
-    for scenario, (gym_name, conf, _, _) in SCENARIOS.items():
-        env_name = f"mamujoco/{scenario}"
-        manifest = load_manifest(env_name)
-        blocked = None
-        if missing_extra:
-            blocked = "needs the MA-MuJoCo extra: pip install 'marlbench-suite[mujoco]'"
-        elif manifest is None:
-            blocked = (f"no shipped behaviour weights for {env_name}; train them with `marlbench behaviour train "
-                       f"{env_name}` or download the OMIGA dataset")
-        random_score, expert_score = D4RL_REFERENCES[scenario]
-        for quality in TIERS:
-            name = f"{env_name}-{quality}"
-            spec = mamujoco_spec(name, scenario, random_score=random_score, expert_score=expert_score,
-                                 normalisation_source=f"D4RL reference scores of {gym_name} (d4rl-mujoco)")
-            register_task(
-                Task(name, "mamujoco", scenario, quality, spec=spec,
-                     make_env=partial(_task_env, scenario=scenario, spec=spec),
-                     generate=None if blocked else partial(_generate, env_name, quality, name),
-                     default_episodes=0, blocked_reason=blocked,
-                     description=f"MA-MuJoCo {gym_name} {conf}, OMIGA observations; {quality} tier generated from "
-                                 f"the shipped MATD3 behaviour policies"),
-                aliases=(f"{scenario}-{quality}",),
-            )
-
-
-def _task_env(num_envs: int, scenario: str, spec: TaskSpec) -> MaMuJoCoEnv:
-    return MaMuJoCoEnv(num_envs, scenario, spec=spec)
-
-
-def _generate(env_name: str, quality: str, task: str, episodes: int, seed: int):
-    from marlbench.behaviour.tiers import generate_tier
-
-    return generate_tier(env_name, quality, episodes or None, seed, task=task)

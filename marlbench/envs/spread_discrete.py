@@ -16,10 +16,11 @@ from dataclasses import replace
 
 import numpy as np
 
-from marlbench.data.behaviour import ScriptedSpreadPolicy
 from marlbench.data.dataset import Dataset
+from marlbench.data.generate import rollout
 from marlbench.envs.base import EnvStep
-from marlbench.envs.mpe import SpreadEnv, spread_spec
+from marlbench.envs.mpe import ScriptedSpreadPolicy, SpreadEnv, spread_spec
+from marlbench.seeding import derive_seed
 from marlbench.spec import TaskSpec
 
 MOVES = np.array([[0.0, 0.0], [1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])
@@ -93,9 +94,7 @@ class ScriptedDiscreteSpreadPolicy:
 
 def generate_discrete_spread(episodes: int = 4000, seed: int = 0) -> Dataset:
     """The mpe/spread-discrete-scripted dataset, identical for identical arguments."""
-    from marlbench.data.generate import _derived_seed, rollout
-
-    policy = ScriptedDiscreteSpreadPolicy(seed=_derived_seed(seed, 1))
+    policy = ScriptedDiscreteSpreadPolicy(seed=derive_seed(seed, 1))
     data = rollout(DiscreteSpreadEnv(GENERATE_CHUNK), policy, episodes, seed)
     data.metadata.update({"task": TASK_NAME, "source": "generated", "quality": "scripted",
                           "behaviour_policy": policy.describe(), "generator_seed": seed, "episodes": episodes,
@@ -105,25 +104,8 @@ def generate_discrete_spread(episodes: int = 4000, seed: int = 0) -> Dataset:
 
 def measure_scores(episodes: int = 1000, seed: int = 0) -> tuple[float, float]:
     """(mean return of uniform random moves, of the noise-free discretised controller), same start states."""
-    from marlbench.data.generate import _derived_seed, rollout
-
     env = DiscreteSpreadEnv(min(episodes, GENERATE_CHUNK), spec=discrete_spread_spec(scores=None))
-    rng = np.random.default_rng(_derived_seed(seed, 2))
+    rng = np.random.default_rng(derive_seed(seed, 2))
     random = rollout(env, lambda step: env.random_actions(rng), episodes, seed)
     expert = rollout(env, ScriptedDiscreteSpreadPolicy((0.0,)), episodes, seed)
     return float(random.episode_returns().mean()), float(expert.episode_returns().mean())
-
-
-def register_discrete_spread_task() -> None:
-    from marlbench.registry import TASKS
-    from marlbench.tasks import Task, register_task
-
-    if TASK_NAME in TASKS:
-        return
-    spec = discrete_spread_spec()
-    register_task(Task(TASK_NAME, "mpe", "spread-discrete", "scripted", spec=spec,
-                       make_env=lambda num_envs: DiscreteSpreadEnv(num_envs, spec),
-                       generate=generate_discrete_spread, default_episodes=4000,
-                       description="OMAR Spread with MPE's 5 discrete moves; discretised PD controller at mixed "
-                                   "random-move rates"),
-                  aliases=("spread-discrete-scripted",))

@@ -11,18 +11,16 @@ from pathlib import Path
 import h5py
 
 from marlbench.data.dataset import Dataset
-from marlbench.data.formats.native import READ_ERRORS, damaged_hdf5
+from marlbench.data.formats.native import FORMAT, READ_ERRORS, damaged_hdf5, load_native
+from marlbench.data.formats.omar import SEED_DIR, is_omar_dir, read_omar
+from marlbench.data.formats.omiga import is_omiga_file, obtain_again, parse_name, read_omiga
+from marlbench.data.formats.vault import is_vault_dataset, read_vault, vault_uids
 from marlbench.errors import DatasetError
 
 FORMATS = ("native", "vault", "omiga", "omar")
 
 
 def detect_format(path: str | os.PathLike) -> str:
-    from marlbench.data.formats.native import FORMAT
-    from marlbench.data.formats.omar import SEED_DIR, is_omar_dir
-    from marlbench.data.formats.omiga import is_omiga_file, obtain_again, parse_name
-    from marlbench.data.formats.vault import is_vault_dataset, vault_uids
-
     path = Path(path)
     if not path.exists():
         raise DatasetError(f"{path} does not exist")
@@ -75,21 +73,13 @@ def load_any(path: str | os.PathLike, fmt: str = "auto", uid: str | None = None,
     """Load ``path`` in layout ``fmt`` (``auto``: detect). ``uid`` picks a vault dataset, ``seed`` an OMAR seed."""
     fmt = detect_format(path) if fmt == "auto" else fmt
     if fmt == "native":
-        from marlbench.data.formats.native import load_native
-
         dataset = load_native(path)
         dataset.metadata.update(metadata or {})
         return dataset
     if fmt == "vault":
-        from marlbench.data.formats.vault import read_vault
-
         return read_vault(path, uid, metadata)
     if fmt == "omiga":
-        from marlbench.data.formats.omiga import read_omiga
-
         return read_omiga(path, metadata)
     if fmt == "omar":
-        from marlbench.data.formats.omar import read_omar
-
         return read_omar(path, seed, metadata)
     raise DatasetError(f"unknown dataset format {fmt!r}; choose one of auto, {', '.join(FORMATS)}")

@@ -105,7 +105,8 @@ def coupled_w2_bound(a_joint: Any, a_factorised: Any) -> float:
     """
     aj, af = _as_points(a_joint, "a_joint"), _as_points(a_factorised, "a_factorised")
     if aj.shape != af.shape:
-        raise ValueError(f"a_joint and a_factorised must have the same shape (same noise), got {aj.shape} and {af.shape}")
+        raise ValueError(f"a_joint and a_factorised must have the same shape (same noise), got {aj.shape} and "
+                         f"{af.shape}")
     return float(np.sqrt(np.mean(np.sum((aj - af) ** 2, axis=1))))
 
 

@@ -35,6 +35,11 @@ from dataclasses import dataclass
 
 import torch
 
+import marlbench.algorithms.macflow as macflow
+from marlbench.data.sampler import Batch
+from marlbench.errors import MarlbenchError
+from marlbench.spec import TaskSpec
+
 try:
     import resource
 except ImportError:  # not on Windows
@@ -134,10 +139,6 @@ def analytic_matmuls(agents: int, obs_dim: int, action_dim: int, hidden: tuple[i
 # ---------------------------------------------------------------------------------------------------- building
 def build(cfg: BenchConfig):
     """MAC-Flow (default config at the requested size), a synthetic continuous TaskSpec and a random Batch."""
-    import marlbench.algorithms.macflow as macflow
-    from marlbench.data.sampler import Batch
-    from marlbench.spec import TaskSpec
-
     torch.manual_seed(cfg.seed)
     spec = TaskSpec("bench/synthetic", cfg.agents, cfg.obs_dim, "continuous", cfg.action_dim, episode_limit=1000)
     algo_cfg = macflow.MACFlowConfig(hidden_dims=tuple(cfg.hidden), batch_size=cfg.batch_size)
@@ -347,7 +348,7 @@ def run(cfg: BenchConfig) -> dict:
         if cfg.mkldnn_fp32_precision is not None:
             _set_fp32_precision(cfg.mkldnn_fp32_precision)
         algo, algo_cfg, batch = build(cfg)
-        update = lambda: algo.update(batch)  # noqa: E731
+        update = lambda: algo.update(batch)
         load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
         times, during = _time_calls(update, cfg.steps, cfg.warmup)
         median = statistics.median(times)
@@ -436,8 +437,6 @@ def _get_fp32_precision() -> str | None:
 
 
 def _set_fp32_precision(value: str) -> None:
-    from marlbench.errors import MarlbenchError
-
     if _get_fp32_precision() is None:
         raise MarlbenchError(f"torch {torch.__version__} has no torch.backends.mkldnn.matmul.fp32_precision")
     try:
@@ -510,8 +509,6 @@ def format_report(r: dict) -> str:
 # ------------------------------------------------------------------------------------------------- command line
 def parse_hidden(text) -> tuple[int, ...]:
     """``"4x512"`` or ``"512,512,512,512"`` (or a sequence of ints) -> (512, 512, 512, 512)."""
-    from marlbench.errors import MarlbenchError
-
     if text is None:
         return PAPER_HIDDEN
     if isinstance(text, (tuple, list)):
@@ -532,8 +529,6 @@ def parse_hidden(text) -> tuple[int, ...]:
 
 
 def config_from_args(args: argparse.Namespace) -> BenchConfig:
-    from marlbench.errors import MarlbenchError
-
     case = getattr(args, "case", None)
     base = dict(CASES[case.upper()] if case else CASES["A"])
     explicit = {k: getattr(args, k, None) for k in ("agents", "obs_dim", "action_dim")}
@@ -553,8 +548,6 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
 
 def main(args: argparse.Namespace) -> int:
     if args.what != "train":
-        from marlbench.errors import MarlbenchError
-
         raise MarlbenchError(f"unknown benchmark {args.what!r}; available: train")
     cfg = config_from_args(args)
     result = run(cfg)

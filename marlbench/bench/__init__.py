@@ -1,0 +1,18 @@
+"""`marlbench bench ...`: hardware micro-benchmarks, one module per subcommand.
+
+- :mod:`marlbench.bench.train`: ``marlbench bench train``, the speed of one MAC-Flow gradient step, its FLOPs and a
+  matmul calibration (benchmarks/README.md says how to read the numbers).
+
+:func:`main` runs the subcommand ``args.what`` names; each module is imported only when its subcommand runs.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+
+SUBCOMMANDS = {"train": "marlbench.bench.train"}
+
+
+def main(args: argparse.Namespace) -> int:
+    """Entry point of ``marlbench bench WHAT``: the ``main(args)`` of the module of subcommand ``args.what``."""
+    return importlib.import_module(SUBCOMMANDS[args.what]).main(args)

@@ -1,0 +1,16 @@
+"""The committed reference records still render to the committed table: `results/reference/table.md` is the output
+of `marlbench table --results results/reference`, so a change to the reader, the statistics or the layout that
+alters it shows here (regenerate the file when the change is intended)."""
+from pathlib import Path
+
+import pytest
+
+from marlbench import cli
+
+REFERENCE = Path(__file__).resolve().parent.parent / "results" / "reference"
+
+
+@pytest.mark.slow
+def test_reference_table_regenerates_byte_identical(capsys):
+    assert cli.main(["table", "--results", str(REFERENCE)]) == 0
+    assert capsys.readouterr().out == (REFERENCE / "table.md").read_text()
