@@ -23,10 +23,10 @@ from marlbench.analysis.diagnostics import (
 )
 from marlbench.config import resolve
 from marlbench.data.formats.native import load_native
-from marlbench.data.generate import rollout
 from marlbench.data.sampler import TransitionSampler
 from marlbench.envs.games import COORDINATION_PAYOFF, PAYOFF_ZETAS, joint_action_frequencies, payoff_name
 from marlbench.envs.landmarks import GENERATE_CHUNK, LandmarkCoveringEnv
+from marlbench.envs.rollout import rollout
 from marlbench.errors import require
 from marlbench.protocol import EVAL_SEED_OFFSET, ensure_dataset, evaluate, seed_everything
 from marlbench.registry import ALGORITHMS

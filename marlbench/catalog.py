@@ -20,8 +20,8 @@ from marlbench.baselines.macql import MACQL
 from marlbench.baselines.matd3bc import MATD3BC
 from marlbench.baselines.omar import OMAR
 from marlbench.baselines.omiga import OMIGA
-from marlbench.data.public import register_public_tasks
 from marlbench.families import games, mamujoco, mpe, smac
+from marlbench.families.public import register_public_tasks
 from marlbench.tasks import Family, register_family
 
 ALGORITHMS = (MACFlow, BC, MABCQ, MACQL, MATD3BC, ICQ, OMAR, OMIGA)

@@ -20,7 +20,7 @@ from functools import partial
 
 import numpy as np
 
-from marlbench.data.generate import rollout
+from marlbench.envs.rollout import rollout
 from marlbench.envs.base import BatchedMultiAgentEnv, EnvStep
 from marlbench.spec import TaskSpec
 from marlbench.tasks import Family, Task

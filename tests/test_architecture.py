@@ -8,8 +8,9 @@ ROOT = Path(__file__).resolve().parent.parent
 FOLDERS = {"marlbench": "marlbench", "algorithms": "marlbench.algorithms", "baselines": "marlbench.baselines",
            "analysis": "marlbench.analysis"}
 LOWER = ("marlbench.envs", "marlbench.data", "marlbench.behaviour")
-UPPER = ("marlbench.cli", "marlbench.executors", "marlbench.protocol", "marlbench.catalog", "marlbench.analysis")
-LAZY_IMPORTS_ALLOWED = {"marlbench.cli"}
+UPPER = ("marlbench.cli", "marlbench.executors", "marlbench.protocol", "marlbench.catalog", "marlbench.analysis",
+         "marlbench.families")
+LAZY_IMPORTS_ALLOWED = {"marlbench.cli"}  # the package's __init__: `marlbench --help` must not import torch
 
 
 def _modules() -> dict[str, Path]:

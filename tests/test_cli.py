@@ -118,7 +118,7 @@ def test_data_commands_take_typed_arguments(tmp_path, capsys):
     import inspect
     import json
 
-    from marlbench.data import commands
+    from marlbench.cli import data as commands
     from marlbench.errors import MarlbenchError
 
     for name in ("generate", "show_path", "info", "download", "convert", "subsample", "combine"):

@@ -2,7 +2,6 @@
 import numpy as np
 import pytest
 
-from marlbench.data.generate import rollout
 from marlbench.envs.games import (
     COORDINATION_FREQUENCIES,
     PAYOFF_ZETAS,
@@ -14,6 +13,7 @@ from marlbench.envs.games import (
     joint_action_frequencies,
     payoff_name,
 )
+from marlbench.envs.rollout import rollout
 from marlbench.families.games import FAMILY
 from marlbench.registry import FAMILIES, TASKS
 from marlbench.tasks import get_task, register_family

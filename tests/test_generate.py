@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 
-from marlbench.data.generate import rollout
 from marlbench.envs.base import BatchedMultiAgentEnv, EnvStep
 from marlbench.envs.mpe import (
     ScriptedSpreadPolicy,
@@ -10,6 +9,7 @@ from marlbench.envs.mpe import (
     optimal_assignment,
     spread_spec,
 )
+from marlbench.envs.rollout import rollout
 from marlbench.errors import ConfigError
 from marlbench.seeding import derive_seed
 from marlbench.spec import TaskSpec

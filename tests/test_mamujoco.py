@@ -100,7 +100,7 @@ def test_shipped_tiers_reach_their_scores(scenario):
 
 def test_generation_is_deterministic_and_sized_in_transitions():
     from marlbench.behaviour.tiers import UniformPolicy, generate_tier
-    from marlbench.data.generate import rollout_transitions
+    from marlbench.envs.rollout import rollout_transitions
 
     a = generate_tier("mamujoco/3hopper", "medium", 3, seed=1)
     b = generate_tier("mamujoco/3hopper", "medium", 3, seed=1)

@@ -233,7 +233,7 @@ def write_omar_from_env(directory, episodes=6, seed=0, obs_noise=0.0):
 
 def test_omar_npy_loads_with_episode_boundaries(tmp_path):
     from marlbench.data.formats.omar import read_omar
-    from marlbench.data.public import task_for_source
+    from marlbench.families.public import task_for_source
 
     rows = write_omar_from_env(tmp_path / "simple_spread" / "expert" / "seed_0_data")
     data = read_omar(tmp_path / "simple_spread" / "expert")  # the quality dir: lowest seed
@@ -289,7 +289,7 @@ def test_convert_omar_then_run_bc_in_spread(tmp_path, capsys, one_thread):
 
 # ---------------------------------------------------------------------------------------------- manifest, tasks
 def test_manifest_lists_the_papers_34_datasets():
-    from marlbench.data.public import manifest, public_tasks
+    from marlbench.families.public import manifest, public_tasks
 
     paper = [t for t in public_tasks() if t.paper]
     assert len(paper) == 34

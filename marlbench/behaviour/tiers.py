@@ -21,8 +21,8 @@ from marlbench.behaviour.envs import actor_observations, actor_spec, get_env
 from marlbench.behaviour.history import load_replay, read_curve
 from marlbench.behaviour.matd3 import make_actor, squash
 from marlbench.data.dataset import Dataset
-from marlbench.data.generate import rollout, rollout_transitions
 from marlbench.data.tools import combine
+from marlbench.envs.rollout import rollout, rollout_transitions
 from marlbench.errors import DatasetError, MarlbenchError, UnavailableError
 from marlbench.seeding import derive_seed
 

@@ -116,7 +116,7 @@ def make_card(dataset: Dataset, spec: TaskSpec, task: str | None = None, path: s
               published: dict | None = None) -> dict:
     """Every number of the card as a JSON-ready dict. ``path``: the dataset file, recorded by
     :func:`card_location`. ``published``: the published card's statistics beside this dataset's
-    (``marlbench.data.commands.published_comparison``), shown as its own section."""
+    (``marlbench.cli.data.published_comparison``), shown as its own section."""
     stats = dataset.statistics()
     returns = dataset.episode_returns()
     raw = _quantiles(returns)

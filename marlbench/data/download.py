@@ -28,7 +28,6 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from marlbench.data.formats.vault import vault_uids
-from marlbench.data.public import vault_dir
 from marlbench.errors import DatasetError, UnavailableError
 from marlbench.paths import data_dir
 from marlbench.results import atomic_write_json
@@ -36,6 +35,11 @@ from marlbench.results import atomic_write_json
 CHUNK = 1 << 20
 CHECKSUMS = "checksums.json"
 _TRANSIENT = (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError, socket.timeout)
+
+
+def vault_dir(vault_id: str) -> Path:
+    """Where the vault ``<source>/<env>/<scenario>`` is unpacked: ``<data>/vaults/<source>/<env>/<scenario>.vlt``."""
+    return data_dir() / "vaults" / f"{vault_id}.vlt"
 
 
 def sha256_file(path: Path) -> str:

@@ -28,8 +28,8 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from marlbench.data.dataset import Dataset
-from marlbench.data.generate import rollout
 from marlbench.envs.base import BatchedMultiAgentEnv, EnvStep
+from marlbench.envs.rollout import rollout
 from marlbench.errors import ConfigError
 from marlbench.seeding import derive_seed
 from marlbench.spec import TaskSpec

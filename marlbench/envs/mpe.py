@@ -21,8 +21,8 @@ from functools import lru_cache
 import numpy as np
 
 from marlbench.data.dataset import Dataset
-from marlbench.data.generate import rollout
 from marlbench.envs.base import BatchedMultiAgentEnv, EnvStep
+from marlbench.envs.rollout import rollout
 from marlbench.errors import ConfigError
 from marlbench.seeding import derive_seed
 from marlbench.spec import TaskSpec

@@ -17,9 +17,9 @@ from dataclasses import replace
 import numpy as np
 
 from marlbench.data.dataset import Dataset
-from marlbench.data.generate import rollout
 from marlbench.envs.base import EnvStep
 from marlbench.envs.mpe import ScriptedSpreadPolicy, SpreadEnv, spread_spec
+from marlbench.envs.rollout import rollout
 from marlbench.seeding import derive_seed
 from marlbench.spec import TaskSpec
 

@@ -1,2 +1,2 @@
 """Task families: one module per benchmark, each defining a ``marlbench.tasks.Family`` that ``marlbench.catalog``
-lists."""
+lists; ``public.py`` adds the published datasets as tasks of those families' environments."""

@@ -1,6 +1,6 @@
 """SMACv1 and SMACv2, the paper's Table 1: registered so their names and the paper's short aliases resolve, and
 blocked with the reason until StarCraft II and its adapter are available. Their data is the public OG-MARL (and, for
-2c_vs_64zg, OMIGA) datasets (``marlbench/data/public.py``), to which the short alias resolves once downloaded."""
+2c_vs_64zg, OMIGA) datasets (``marlbench/families/public.py``), to which the short alias resolves once downloaded."""
 from __future__ import annotations
 
 from marlbench.tasks import Family, Task, TaskEntry

@@ -40,7 +40,7 @@ OBTAIN_AGAIN = "again from where it came from"
 
 def obtain_again(path: Path) -> str:
     """The fix for a damaged OMIGA original: fetch it again (the public-data layer adds the published copy's
-    download command where the manifest knows the file, ``marlbench.data.public.with_published_copy``)."""
+    download command where the manifest knows the file, ``marlbench.families.public.with_published_copy``)."""
     return f"download or copy {path.name} {OBTAIN_AGAIN}"
 
 

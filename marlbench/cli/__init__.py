@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -73,7 +74,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     algo_cls, task = ALGORITHMS.get(args.algo), get_task(args.task)
     if args.seeds < 1:
         raise MarlbenchError("--seeds must be at least 1")
-    from marlbench.data.public import bind_dataset, describe_resolution
+    from marlbench.families.public import bind_dataset, describe_resolution
 
     log = (lambda msg: print(msg, file=sys.stderr)) if args.json else print
     if (notice := describe_resolution(args.task, task)) is not None:
@@ -113,9 +114,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    """`marlbench data ACTION`: the action's options, unpacked into its typed function in marlbench/data/commands.py."""
+    """`marlbench data ACTION`: the action's options, unpacked into its typed function in marlbench/cli/data.py."""
     _catalog()
-    from marlbench.data import commands
+    from marlbench.cli import data as commands
 
     a = args
     if a.action == "generate":
@@ -463,7 +464,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\nmarlbench: interrupted; re-run the same command to resume from the last checkpoint",
               file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`marlbench list | head`): stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -26,6 +26,7 @@ from pathlib import Path
 import yaml
 
 from marlbench.data.dataset import Dataset
+from marlbench.data.download import vault_dir
 from marlbench.data.formats.detect import detect_format
 from marlbench.data.formats.native import load_native, read_native_metadata, save_native
 from marlbench.data.formats.omiga import OBTAIN_AGAIN
@@ -55,11 +56,6 @@ def get_vault(vault_id: str) -> dict:
     if vault_id not in known:
         raise UnknownNameError("public vault", vault_id, known)
     return known[vault_id]
-
-
-def vault_dir(vault_id: str) -> Path:
-    """Where the vault ``<source>/<env>/<scenario>`` is unpacked: ``<data>/vaults/<source>/<env>/<scenario>.vlt``."""
-    return data_dir() / "vaults" / f"{vault_id}.vlt"
 
 
 @dataclass(frozen=True)

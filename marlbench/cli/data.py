@@ -10,13 +10,15 @@ import json
 import sys
 from pathlib import Path
 
-from marlbench.data import public, tools
+from marlbench.data import tools
 from marlbench.data.cards import card_figure, card_markdown, card_text, make_card
 from marlbench.data.dataset import Dataset
-from marlbench.data.download import download_vault
+from marlbench.data.download import download_vault, vault_dir
 from marlbench.data.formats.detect import load_any
 from marlbench.data.formats.native import save_native
-from marlbench.data.public import (
+from marlbench.errors import DatasetError, MarlbenchError
+from marlbench.families import public
+from marlbench.families.public import (
     PublicTask,
     check_fits,
     published_card,
@@ -24,7 +26,6 @@ from marlbench.data.public import (
     task_for_source,
     with_published_copy,
 )
-from marlbench.errors import DatasetError, MarlbenchError
 from marlbench.paths import data_dir, require_writable
 from marlbench.results import atomic_write_bytes
 from marlbench.spec import TaskSpec
@@ -126,8 +127,8 @@ def _download_one(public, download_vault, vault_id: str, mine: list, *, force: b
     if mine and all(t.dataset_path.exists() and t.cache_damage() is None for t in mine) and not force:
         print(f"{vault_id}: already downloaded ({', '.join(t.name for t in mine)})")
         return
-    if not mine and public.vault_dir(vault_id).exists() and not force:
-        print(f"{vault_id}: already unpacked in {public.vault_dir(vault_id)}")
+    if not mine and vault_dir(vault_id).exists() and not force:
+        print(f"{vault_id}: already unpacked in {vault_dir(vault_id)}")
         return
     if force or not mine or not all(t.vault_path.exists() for t in mine):
         download_vault(public.get_vault(vault_id), mine[0].name if mine else vault_id,
