@@ -24,6 +24,10 @@ class UnknownNameError(MarlbenchError, KeyError):
             msg += " " + hint
         super().__init__(msg)
         self.kind, self.name, self.close = kind, name, close
+        self._init_args = (kind, name, known, hint)
+
+    def __reduce__(self):  # rebuilt from its arguments, so it crosses from a seed worker to the parent intact
+        return type(self), self._init_args
 
     def __str__(self) -> str:  # KeyError would otherwise quote the message
         return self.args[0]

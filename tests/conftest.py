@@ -3,18 +3,16 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+
+from marlbench import catalog
 
 TESTS = Path(__file__).parent
 
 if os.environ.get("PYTEST_XDIST_WORKER"):  # one single-threaded worker per core, never oversubscribed
-    import torch
-
     torch.set_num_threads(1)
 sys.path.insert(0, str(TESTS / "plugins"))  # separate modules that register algorithms by subclassing
-
-from marlbench import catalog  # noqa: E402  (after the thread count: importing torch's algorithms starts threads)
-
-catalog.load()
+catalog.load()  # the built-in families and tasks, as the command line registers them
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -244,6 +244,7 @@ def test_tables_render_in_all_formats_fast_with_correct_marks(tree, tmp_path):
     assert "not comparable: data generated (paper: omar)" in outputs["table2"][0]
 
 
+@pytest.mark.slow
 def test_bootstrap_2000_reps_in_time_and_output_byte_identical(tree, tmp_path):
     from marlbench.analysis.reader import read_results
     from marlbench.analysis.tables import build_table

@@ -48,6 +48,7 @@ class Interrupted(Exception):
     pass
 
 
+@pytest.mark.slow
 def test_trainer_end_to_end_resume_is_bit_identical(tmp_path):
     cfg = config_with_overrides(TINY)
     clean = Trainer(cfg, tmp_path / "clean", log=lambda m: None).run()
@@ -91,6 +92,7 @@ def test_trainer_end_to_end_resume_is_bit_identical(tmp_path):
         assert d1.n_episodes == 30 and d1.n_transitions == 750 and d1.checksum() == d2.checksum()
 
 
+@pytest.mark.slow
 def test_cli_behaviour_train_end_to_end(tmp_path):
     args = ["behaviour", "train", "mpe/spread", "--out", str(tmp_path / "run"), "--env-steps", "2000",
             "--export", str(tmp_path / "w")] + [x for k, v in TINY.items() if k != "env_steps"

@@ -6,6 +6,8 @@ from marlbench.analysis.games import expected_reward, policy_samples
 from marlbench.analysis.games import train_macflow as train
 from marlbench.envs.games import joint_action_frequencies
 
+pytestmark = pytest.mark.slow  # every test trains MAC-Flow on a game (plot games trains the landmark runs too)
+
 
 def tv(p, q):
     return 0.5 * float(np.abs(p - q).sum())

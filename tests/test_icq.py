@@ -124,11 +124,13 @@ def test_continuous_losses_are_finite_on_boundary_actions():
     assert algo.act(batch.obs).abs().max() <= 1.0
 
 
+@pytest.mark.slow
 def test_learns_spread(tmp_path, spread_dataset):
     score, random = train_and_score("icq", "mpe/spread-scripted", tmp_path)
     assert score >= random + MARGIN
 
 
+@pytest.mark.slow
 def test_learns_coordination_game(tmp_path):
     score, random = train_and_score("icq", "games/coordination", tmp_path)
     assert score >= random + MARGIN

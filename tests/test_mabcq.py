@@ -73,11 +73,13 @@ def test_perturbation_stays_within_phi_of_the_decoded_action():
 
 
 # 4000 of the quick profile's 8000 steps (measured seed 0: 67.7 at 4000 steps, 80.1 at 8000; random 0.1).
+@pytest.mark.slow
 def test_learns_spread(tmp_path, spread_dataset):
     score, random = train_and_score("mabcq", "mpe/spread-scripted", tmp_path, steps=4000)
     assert score >= random + MARGIN
 
 
+@pytest.mark.slow
 def test_learns_coordination_game(tmp_path):
     score, random = train_and_score("mabcq", "games/coordination", tmp_path)
     assert score >= random + MARGIN

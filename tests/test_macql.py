@@ -116,11 +116,13 @@ def test_warm_start_trains_the_actor_by_bc_alone_for_the_configured_steps():
 
 # 4000 of the quick profile's 8000 steps keep the suite's slowest test short (measured seed 0: 54.5 at 4000 steps,
 # 80.5 at 8000; random 0.1).
+@pytest.mark.slow
 def test_learns_spread(tmp_path, spread_dataset):
     score, random = train_and_score("macql", "mpe/spread-scripted", tmp_path, steps=4000)
     assert score >= random + MARGIN
 
 
+@pytest.mark.slow
 def test_learns_coordination_game(tmp_path):
     score, random = train_and_score("macql", "games/coordination", tmp_path)
     assert score >= random + MARGIN

@@ -186,6 +186,7 @@ def test_omiga_layout_trains_and_evaluates_in_the_environment(tmp_path, capsys, 
     assert code == 2 and "obs_dim expected 107, found 113" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_behaviour_trainer_budgets_count_collected_transitions(tmp_path, one_thread):
     """Hopper episodes end early: the trainer's budgets, curve and replay history count the transitions actually
     collected (not rounds x episode_limit), and nothing past an episode's end is stored."""

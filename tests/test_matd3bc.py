@@ -74,6 +74,7 @@ def test_actor_and_targets_update_every_second_step_only():
     assert not all(torch.equal(a, b) for a, b in zip(target0, algo.target_critic.parameters()))
 
 
+@pytest.mark.slow
 def test_learns_spread_well_above_random(tmp_path, spread_dataset):
     score, random = train_and_score("matd3bc", "mpe/spread-scripted", tmp_path)
     assert score >= random + 30.0

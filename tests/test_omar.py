@@ -131,6 +131,7 @@ def test_refuses_discrete_tasks():
 
 # An OMAR step scores 30 searched and 20 CQL actions per agent and state (about 5x a MATD3BC step), so the test
 # trains 4000 of the quick profile's 8000 steps (measured seed 0: 22.5 at 3000 steps, 73.2 at 4000, 94.9 at 8000).
+@pytest.mark.slow
 def test_learns_spread_well_above_random(tmp_path, spread_dataset):
     score, random = train_and_score("omar", "mpe/spread-scripted", tmp_path, steps=4000)
     assert score >= random + 30.0

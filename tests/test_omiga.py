@@ -116,11 +116,13 @@ def test_discrete_actions_respect_legal_masks():
     assert actions.shape == (256, 2) and bt.legals.gather(-1, actions.unsqueeze(-1)).all()
 
 
+@pytest.mark.slow
 def test_learns_spread_well_above_random(tmp_path, spread_dataset):
     score, random = train_and_score("omiga", "mpe/spread-scripted", tmp_path)
     assert score >= random + 30.0
 
 
+@pytest.mark.slow
 def test_discrete_coordination_game_tilts_both_agents_toward_the_optimum(tmp_path):
     """The payoff is additive (r = a_1 + a_2), so the linear mixer fits it exactly and each agent's advantage of
     action 1 is positive (E[r | a_i = 1] = 1.1 > 0.9). AWR with alpha = 10 only tilts pi_i(1) a little above the

@@ -46,3 +46,16 @@ def test_entry_point_group_registers(tmp_path, monkeypatch):
     monkeypatch.setattr("marlbench.algorithm.ALGORITHMS", registry)
     assert "ep-algo" in registry.names()
     sys.modules.pop("ep_plugin_mod", None)
+
+
+def test_errors_survive_the_trip_from_a_seed_worker():
+    """Seed workers send exceptions back pickled; one that cannot be rebuilt breaks the whole process pool."""
+    import pickle
+
+    from marlbench import errors
+
+    for err in (errors.UnknownNameError("task", "sprd", ["spread", "xor"], hint="See `marlbench list`."),
+                errors.ConfigError("bad"), errors.DatasetError("worse"), errors.UnavailableError("no SC2")):
+        back = pickle.loads(pickle.dumps(err))
+        assert type(back) is type(err) and str(back) == str(err)
+    assert pickle.loads(pickle.dumps(errors.UnknownNameError("task", "sprd", ["spread"]))).close == ["spread"]

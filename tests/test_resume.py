@@ -7,6 +7,10 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # each test trains MAC-Flow for 2,400 steps in subprocesses, two or three times
+
 TIMING_FIELDS = {"inference_ms", "inference_ms_iqr", "train_seconds", "eval_seconds", "finished_at", "pid",
                  "resumed_at_steps", "skipped"}
 

@@ -36,6 +36,7 @@ def test_generation_is_deterministic_and_reference_scores_hold():
     assert measure_scores(1000, 0) == pytest.approx(MEASURED_SCORES, abs=1e-3)
 
 
+@pytest.mark.slow
 def test_discrete_bc_beats_random_by_margin(tmp_path):
     score, random = train_and_score("bc", "mpe/spread-discrete-scripted", tmp_path)
     assert score >= random + 30
