@@ -115,3 +115,32 @@ def test_registering_a_family_twice_is_a_no_op_and_tasks_must_carry_its_name(toy
     wrong = Family("other", "Other", order=1, tasks=toy_family.tasks)
     with pytest.raises(ValueError, match="benchmark 'toy', not its family's 'other'"):
         register_family(wrong)
+
+
+def test_an_installed_package_adds_a_family_through_an_entry_point(toy_family, monkeypatch):
+    """`marlbench.catalog.load()` registers families declared under the entry-point group `marlbench.families`."""
+    from importlib import metadata
+
+    from marlbench import catalog
+
+    point = metadata.EntryPoint(name="toy", value="toy_family:FAMILY", group=catalog.FAMILY_ENTRY_POINT_GROUP)
+    monkeypatch.setattr(catalog.metadata, "entry_points",
+                        lambda group: [point] if group == catalog.FAMILY_ENTRY_POINT_GROUP else [])
+    assert "toy" not in FAMILIES
+    catalog.load()
+    assert FAMILIES.get("toy").label == "Toy Match" and get_task("match-mixed").name == "toy/match-mixed"
+
+
+def test_a_task_bound_to_a_file_reaches_spawned_workers(tmp_path, capsys):
+    """`run --dataset` binds the task to a user's file; seed workers receive that task object pickled (no registry
+    or environment variable carries it), so two workers train on the file."""
+    data = tmp_path / "mine.h5"
+    assert cli.main(["data", "generate", "mpe/spread-scripted", "--episodes", "20", "--out", str(data)]) == 0
+    code = cli.main(["run", "--algo", "bc", "--task", "mpe/spread-scripted", "--dataset", str(data), "--steps", "20",
+                     "--seeds", "2", "--workers", "2", "--set", "eval_episodes=2", "--set", "latency_calls=2",
+                     "--results", str(tmp_path / "res"), "--no-progress", "--json"])
+    out = capsys.readouterr().out
+    assert code == 0
+    records = json.loads(out[out.index("["):])
+    assert [r["task"] for r in records] == ["mpe/spread-scripted@mine"] * 2
+    assert {r["dataset"]["path"] for r in records} == {str(data)}
