@@ -59,7 +59,7 @@ def run_local(
     ctx = mp.get_context("spawn")  # fork after torch has started threads can deadlock
     with ctx.Manager() as manager:
         queue = manager.Queue()
-        bar = tqdm(total=steps * len(seeds), desc=f"{algorithm} {task} {len(seeds)} seeds x {workers} workers",
+        bar = tqdm(total=steps * len(seeds), desc=f"{algorithm} {task.name} {len(seeds)} seeds x {workers} workers",
                    unit="step", dynamic_ncols=True, disable=not show_progress, mininterval=1.0)
         done_steps = {s: 0 for s in seeds}
 

@@ -138,9 +138,10 @@ def test_a_task_bound_to_a_file_reaches_spawned_workers(tmp_path, capsys):
     assert cli.main(["data", "generate", "mpe/spread-scripted", "--episodes", "20", "--out", str(data)]) == 0
     code = cli.main(["run", "--algo", "bc", "--task", "mpe/spread-scripted", "--dataset", str(data), "--steps", "20",
                      "--seeds", "2", "--workers", "2", "--set", "eval_episodes=2", "--set", "latency_calls=2",
-                     "--results", str(tmp_path / "res"), "--no-progress", "--json"])
-    out = capsys.readouterr().out
+                     "--results", str(tmp_path / "res"), "--json"])
+    out, err = capsys.readouterr()
     assert code == 0
+    assert "bc mpe/spread-scripted@mine 2 seeds x 2 workers" in err and "Task(" not in err  # the progress bar
     records = json.loads(out[out.index("["):])
     assert [r["task"] for r in records] == ["mpe/spread-scripted@mine"] * 2
     assert {r["dataset"]["path"] for r in records} == {str(data)}
