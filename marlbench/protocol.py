@@ -36,6 +36,7 @@ from marlbench.results import (
     atomic_write_json,
     machine,
     run_id,
+    seed_lock,
     truncate_jsonl,
     versions,
 )
@@ -139,6 +140,24 @@ def _score(task: Task, returns: np.ndarray) -> dict[str, Any]:
     }
 
 
+def seed_paths(algo_cls: type[Algorithm], task: Task, resolved: ResolvedConfig, results_root: Path,
+               seed: int) -> tuple[str, RunPaths]:
+    """The run id and directory of one seed. The dataset's stored checksum (attributes only) is part of the id:
+    new data, new run."""
+    data_checksum = read_native_metadata(task.dataset_path, task.name)["checksum"]
+    rid = run_id(algo_cls.name, task.name, resolved.to_dict(), data_checksum)
+    return rid, RunPaths.make(results_root, task.name, algo_cls.name, rid, seed)
+
+
+def completed(paths: RunPaths, seed: int, log: Callable[[str], None] | None = None) -> dict[str, Any] | None:
+    """The record of a seed that already finished (saying so in one line), None if it has not."""
+    if not paths.final.exists():
+        return None
+    if log:
+        log(f"seed {seed}: complete, skipped")
+    return {**json.loads(paths.final.read_text()), "skipped": True}
+
+
 def run_seed(
     algorithm: str,
     task: Task | str,
@@ -148,21 +167,32 @@ def run_seed(
     device: str = "cpu",
     progress: Callable[[int], None] | None = None,
     show_bar: bool = True,
+    log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Train and evaluate one seed; resume from its checkpoint or return its record if already complete.
-    ``task`` is a task object (what executors send to workers) or a registered name."""
+    ``task`` is a task object (what executors send to workers) or a registered name. The seed's directory is
+    locked while it trains: an identical command started meanwhile waits for it instead of training it again.
+    ``log`` receives one line when the seed is skipped, resumed or waited for."""
     task, algo_cls = get_task(task) if isinstance(task, str) else task, ALGORITHMS.get(algorithm)
-    proto, config = resolved.protocol, resolved.to_dict()
-    # the stored checksum (attributes only) ties the run to the dataset's content: new data, new run
-    data_checksum = read_native_metadata(task.dataset_path, task.name)["checksum"]
-    rid = run_id(algo_cls.name, task.name, config, data_checksum)
-    paths = RunPaths.make(results_root, task.name, algo_cls.name, rid, seed)
-    if paths.final.exists():
-        record = json.loads(paths.final.read_text())
-        if progress:
-            progress(proto.steps)
-        return {**record, "skipped": True}
+    rid, paths = seed_paths(algo_cls, task, resolved, results_root, seed)
 
+    def waiting(pid: int | None) -> None:
+        if log:
+            log(f"seed {seed}: running in another process{f' (pid {pid})' if pid else ''}; waiting for it")
+
+    with seed_lock(paths.dir, on_wait=waiting):
+        record = completed(paths, seed, log)
+        if record is not None:
+            if progress:
+                progress(resolved.protocol.steps)
+            return record
+        return _train_seed(algo_cls, task, seed, resolved, rid, paths, device, progress, show_bar, log)
+
+
+def _train_seed(algo_cls: type[Algorithm], task: Task, seed: int, resolved: ResolvedConfig, rid: str,
+                paths: RunPaths, device: str, progress: Callable[[int], None] | None, show_bar: bool,
+                log: Callable[[str], None] | None) -> dict[str, Any]:
+    proto, config = resolved.protocol, resolved.to_dict()
     torch.set_num_threads(proto.threads)
     dev = resolve_device(device)
     dataset = load_native(task.dataset_path, task.spec)
@@ -186,8 +216,11 @@ def run_seed(
             torch.cuda.set_rng_state(ckpt["cuda_rng"], dev)
         start, train_seconds, resumes = ckpt["step"], ckpt["train_seconds"], ckpt["resumes"] + [ckpt["step"]]
         truncate_jsonl(paths.metrics, start)
+        if log:
+            log(f"seed {seed}: resuming at step {start}")
+        if progress:
+            progress(start)
     else:
-        paths.dir.mkdir(parents=True, exist_ok=True)
         paths.metrics.unlink(missing_ok=True)
         atomic_write_json(paths.config, {
             "run_id": rid, "algorithm": algo_cls.name, "task": task.name, "seed": seed,

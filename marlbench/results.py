@@ -18,9 +18,16 @@ import platform
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: runs are not locked
+    fcntl = None
 
 import numpy as np
 import torch
@@ -30,11 +37,22 @@ import marlbench
 FINAL_SCHEMA_VERSION = 1
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+FILE_MODE = 0o666 & ~_read_umask()  # what open() would give; mkstemp's private 0600 is not meant for results
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside ``path``, fsync, then rename: readers never see a partial file."""
+    """Write to a temporary file beside ``path``, fsync, then rename: readers never see a partial file. The file
+    gets the mode a plain ``open`` would give (the umask's), not the temporary file's 0600."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -75,6 +93,36 @@ class RunPaths:
     metrics = property(lambda self: self.dir / "metrics.jsonl")
     checkpoint = property(lambda self: self.dir / "checkpoint.pt")
     final = property(lambda self: self.dir / "final.json")
+
+
+@contextmanager
+def seed_lock(seed_dir: Path, on_wait: Callable[[int | None], None] | None = None) -> Iterator[None]:
+    """Hold the run directory of one seed exclusively while it trains, so two identical commands never train the
+    same seed twice: the second waits (``on_wait(pid of the holder)`` is called once) and then finds the seed
+    complete, or resumes it if the holder was killed (the kernel releases the lock of a dead process).
+    A no-op where ``fcntl`` is missing (Windows)."""
+    seed_dir.mkdir(parents=True, exist_ok=True)
+    if fcntl is None:  # pragma: no cover - Windows
+        yield
+        return
+    lock_path = seed_dir / ".lock"
+    with open(lock_path, "a+") as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if on_wait is not None:
+                f.seek(0)
+                holder = f.read().strip()
+                on_wait(int(holder) if holder.isdigit() else None)
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 def append_metrics(path: Path, record: dict) -> None:

@@ -74,6 +74,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     algo_cls, task = ALGORITHMS.get(args.algo), get_task(args.task)
     if args.seeds < 1:
         raise MarlbenchError("--seeds must be at least 1")
+    if args.workers is not None and args.workers < 1:
+        raise MarlbenchError(f"--workers must be at least 1, got {args.workers} (omit it for one per core)")
+    if args.first_seed < 0:
+        raise MarlbenchError(f"--first-seed must be 0 or more, got {args.first_seed}")
     from marlbench.families.public import bind_dataset, describe_resolution
 
     log = (lambda msg: print(msg, file=sys.stderr)) if args.json else print

@@ -1,0 +1,165 @@
+"""A run is safe to kill and to share: workers die with their parent (SIGKILL included), a re-run resumes to the
+records of an uninterrupted run, two identical commands train each seed once, result files follow the umask, and
+skips and resumes are said in one line each."""
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from marlbench.results import atomic_write_json, seed_lock
+
+TIMING_FIELDS = {"inference_ms", "inference_ms_iqr", "train_seconds", "eval_seconds", "finished_at", "pid",
+                 "resumed_at_steps", "skipped", "versions"}
+
+
+def command(results: Path, seeds: int = 2, workers: int = 2, steps: int = 3000) -> list[str]:
+    return [sys.executable, "-m", "marlbench.cli", "run", "--algo", "macflow", "--task", "mpe/spread-scripted",
+            "--seeds", str(seeds), "--profile", "quick", "--steps", str(steps), "--results", str(results),
+            "--workers", str(workers), "--no-progress", "--set", "hidden_dims=[32,32]", "--set",
+            "checkpoint_every=100", "--set", "eval_every=500", "--set", "log_every=100", "--set", "eval_episodes=8",
+            "--set", "latency_calls=10"]
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie waiting for a reaper counts as gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+def descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat_file.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat_file.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def records(results: Path) -> dict[int, dict]:
+    return {json.loads(p.read_text())["seed"]: {k: v for k, v in json.loads(p.read_text()).items()
+                                                if k not in TIMING_FIELDS}
+            for p in results.rglob("final.json")}
+
+
+def metric_lines(results: Path) -> dict[str, list[dict]]:
+    """Every metrics.jsonl by its path under ``results``, without the wall-clock fields."""
+    return {str(p.relative_to(results)): [{k: v for k, v in json.loads(line).items()
+                                           if k not in ("train_seconds", "eval_seconds")}
+                                          for line in p.read_text().splitlines()]
+            for p in results.rglob("metrics.jsonl")}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_sigkill_to_the_parent_kills_its_workers_and_a_rerun_resumes_exactly(tmp_path, spread_dataset):
+    killed, clean = tmp_path / "killed", tmp_path / "clean"
+    parent = subprocess.Popen(command(killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True, cwd=tmp_path)
+    deadline = time.time() + 180
+    while time.time() < deadline and len(list(killed.rglob("checkpoint.pt"))) < 2:
+        time.sleep(0.05)
+    assert parent.poll() is None, "the run finished before it could be killed; make it longer"
+    family = descendants(parent.pid)
+    assert len(family) >= 2  # the two seed workers (and spawn's resource tracker)
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    deadline = time.time() + 5
+    while time.time() < deadline and any(alive(p) for p in family):
+        time.sleep(0.05)
+    assert [p for p in family if alive(p)] == []
+    assert not list(killed.rglob("final.json"))
+
+    rerun = subprocess.run(command(killed), capture_output=True, text=True, cwd=tmp_path, check=True)
+    assert rerun.stderr.count("resuming at step") == 2, rerun.stderr
+    subprocess.run(command(clean), capture_output=True, cwd=tmp_path, check=True)
+    assert records(killed) == records(clean) and len(records(clean)) == 2
+    assert metric_lines(killed) == metric_lines(clean)
+
+
+@pytest.mark.slow
+def test_two_identical_commands_train_each_seed_once(tmp_path, spread_dataset):
+    results = tmp_path / "shared"
+    first, second = (subprocess.Popen(command(results, workers=1, steps=1500), stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.PIPE, text=True, cwd=tmp_path) for _ in range(2))
+    errs = [p.communicate(timeout=600)[1] for p in (first, second)]
+    assert first.returncode == 0 and second.returncode == 0, errs
+    said = "".join(errs)
+    assert "waiting for it" in said or "complete, skipped" in said
+    for name, lines in metric_lines(results).items():
+        steps = [(x["step"], "curve" in x) for x in lines]
+        assert len(steps) == len(set(steps)), f"{name} holds lines twice"
+    assert sorted(records(results)) == [0, 1]
+    assert all(r["resumed_at_steps"] == [] for r in map(json.loads, (p.read_text() for p in results.rglob(
+        "final.json"))))
+
+
+def test_a_complete_rerun_says_skipped_in_one_line_per_seed(tmp_path, spread_dataset, capsys):
+    from marlbench import cli
+
+    argv = ["run", "--algo", "bc", "--task", "mpe/spread-scripted", "--seeds", "2", "--steps", "20", "--workers",
+            "1", "--set", "eval_episodes=2", "--set", "latency_calls=2", "--results", str(tmp_path / "r"),
+            "--no-progress"]
+    assert cli.main(argv) == 0
+    capsys.readouterr()
+    assert cli.main(argv) == 0
+    err = capsys.readouterr().err
+    assert "seed 0: complete, skipped" in err and "seed 1: complete, skipped" in err
+
+
+def test_result_files_follow_the_umask(tmp_path, monkeypatch):
+    import marlbench.results as results
+
+    old = os.umask(0o027)
+    try:
+        assert results._read_umask() == 0o027
+    finally:
+        os.umask(old)
+    assert results.FILE_MODE == 0o666 & ~old  # read at import, from the umask this process runs under
+    atomic_write_json(tmp_path / "a.json", {"x": 1})
+    assert stat.S_IMODE((tmp_path / "a.json").stat().st_mode) == 0o666 & ~old
+    monkeypatch.setattr(results, "FILE_MODE", 0o644)  # what a umask of 022 gives, as users usually have
+    results.atomic_torch_save({"step": 1}, tmp_path / "checkpoint.pt")
+    assert stat.S_IMODE((tmp_path / "checkpoint.pt").stat().st_mode) == 0o644
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no fcntl")
+def test_the_seed_lock_makes_a_second_holder_wait(tmp_path):
+    events, waited = [], []
+    entered = threading.Event()
+
+    def first():
+        with seed_lock(tmp_path / "seed_0"):
+            entered.set()
+            time.sleep(0.3)
+            events.append("first done")
+
+    t = threading.Thread(target=first)
+    t.start()
+    entered.wait(5)
+    with seed_lock(tmp_path / "seed_0", on_wait=waited.append):
+        events.append("second in")
+    t.join()
+    assert events == ["first done", "second in"] and waited == [os.getpid()]
+
+
+def test_zero_workers_is_refused(capsys):
+    from marlbench import cli
+
+    assert cli.main(["run", "--algo", "bc", "--task", "spread-scripted", "--workers", "0"]) == 2
+    assert "--workers must be at least 1" in capsys.readouterr().err
