@@ -93,6 +93,25 @@ def test_sigkill_to_the_parent_kills_its_workers_and_a_rerun_resumes_exactly(tmp
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_sigterm_to_the_parent_stops_the_workers_and_says_how_to_resume(tmp_path, spread_dataset):
+    results = tmp_path / "r"
+    parent = subprocess.Popen(command(results), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              start_new_session=True, cwd=tmp_path)
+    deadline = time.time() + 180
+    while time.time() < deadline and len(list(results.rglob("checkpoint.pt"))) < 2:
+        time.sleep(0.05)
+    family = descendants(parent.pid)
+    parent.send_signal(signal.SIGTERM)
+    err = parent.communicate(timeout=60)[1]
+    assert parent.returncode == 130 and "re-run the same command to resume" in err
+    deadline = time.time() + 5
+    while time.time() < deadline and any(alive(p) for p in family):
+        time.sleep(0.05)
+    assert [p for p in family if alive(p)] == []
+
+
+@pytest.mark.slow
 def test_two_identical_commands_train_each_seed_once(tmp_path, spread_dataset):
     results = tmp_path / "shared"
     first, second = (subprocess.Popen(command(results, workers=1, steps=1500), stdout=subprocess.DEVNULL,
