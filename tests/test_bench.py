@@ -84,3 +84,16 @@ def test_main_json(capsys):
     assert bench.main(args) == 0  # the `marlbench bench` dispatcher runs marlbench.bench.train
     r = json.loads(capsys.readouterr().out)
     assert r["config"]["batch_size"] == 4 and r["flops"]["measured_gflop"] > 0
+
+
+def test_batching_reports_the_population_ceiling_for_each_member_count():
+    """`marlbench bench batching`: one row per member count, the ceiling relative to one member, a linear fit."""
+    from marlbench.bench import batching
+
+    result = batching.run(["bc"], ["quick"], (1, 2), steps=1, warmup=0, threads=1, shape=dict(batching.SPREAD))
+    rows = result["rows"]
+    assert [(r["members"], r["batch"]) for r in rows] == [(1, 64), (2, 128)]
+    assert rows[0]["ceiling"] == 1.0 and rows[1]["seed_steps_per_s"] == 2e3 / rows[1]["median_ms"]
+    assert {"fit_fixed_ms", "fit_per_sample_ms", "limit", "drift"} <= set(rows[-1])
+    assert "ceiling = S x t(B) / t(S x B)" in batching.format_report(result)
+    assert result["machine"]["usable_cores"] >= 1

@@ -2,6 +2,8 @@
 
 - :mod:`marlbench.bench.train`: ``marlbench bench train``, the speed of one MAC-Flow gradient step, its FLOPs and a
   matmul calibration (benchmarks/README.md says how to read the numbers).
+- :mod:`marlbench.bench.batching`: ``marlbench bench batching``, the ceiling of population mode (S seeds as one
+  batched model) on this machine, from one step at S times the batch, for S = 1, 2, 4, 8, 16.
 
 :func:`main` runs the subcommand ``args.what`` names; each module is imported only when its subcommand runs.
 """
@@ -10,7 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-SUBCOMMANDS = {"train": "marlbench.bench.train"}
+SUBCOMMANDS = {"train": "marlbench.bench.train", "batching": "marlbench.bench.batching"}
 
 
 def main(args: argparse.Namespace) -> int:

@@ -547,8 +547,6 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
 
 
 def main(args: argparse.Namespace) -> int:
-    if args.what != "train":
-        raise MarlbenchError(f"unknown benchmark {args.what!r}; available: train")
     cfg = config_from_args(args)
     result = run(cfg)
     if getattr(args, "json", False):

@@ -262,6 +262,7 @@ def _add_results_options(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    _catalog()
     from marlbench import bench
 
     return bench.main(args)
@@ -437,7 +438,11 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(func=cmd_export)
 
     bench = sub.add_parser("bench", help="speed benchmarks")
-    bench.add_argument("what", choices=("train",))
+    bench.add_argument("what", choices=("train", "batching"),
+                       help="train: one MAC-Flow step vs a matmul calibration; batching: the ceiling of training S "
+                            "seeds as one batched model")
+    bench.add_argument("--algos", help="batching: algorithms (comma-separated; default macflow,bc)")
+    bench.add_argument("--sizes", help="batching: quick (3x128) and/or paper (4x512) networks (default quick)")
     bench.add_argument("--case", type=str.upper, choices=("A", "B"),
                        help="paper-size case: A = 6 agents, obs 17, action 1 (default); B = 3 agents, obs 30, "
                             "action 9")
