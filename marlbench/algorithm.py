@@ -32,6 +32,10 @@ class Algorithm(nn.Module):
     discrete: ClassVar[bool] = False
     Config: ClassVar[type[AlgoConfig]] = AlgoConfig
     summary: ClassVar[str] = ""
+    # how one joint action's cost grows, in network calls per agent: "O(1)" (one-step policies), "O(K)" (K-step
+    # samplers run per agent in one batched call), "O(N K)" (one joint chain), "O(N^2 K)" (a joint chain per agent);
+    # `marlbench bench inference` checks it against measured scaling in N
+    inference_complexity: ClassVar[str] = "O(1)"
 
     def __init_subclass__(cls, name: str | None = None, continuous: bool = False, discrete: bool = False, **kw):
         super().__init_subclass__(**kw)
