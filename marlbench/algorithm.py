@@ -32,9 +32,9 @@ class Algorithm(nn.Module):
     discrete: ClassVar[bool] = False
     Config: ClassVar[type[AlgoConfig]] = AlgoConfig
     summary: ClassVar[str] = ""
-    # how one joint action's cost grows, in network calls per agent: "O(1)" (one-step policies), "O(K)" (K-step
-    # samplers run per agent in one batched call), "O(N K)" (one joint chain), "O(N^2 K)" (a joint chain per agent);
-    # `marlbench bench inference` checks it against measured scaling in N
+    # the paper's Table 3 inference class: "O(1)" (one-step policies) and "O(K)" (K-step samplers, agents batched)
+    # per agent; "O(N K)" (one joint chain) and "O(N^2 K)" (a joint chain per agent) in total. `marlbench bench
+    # inference` checks the exponent in N of the total FLOPs per joint action against it
     inference_complexity: ClassVar[str] = "O(1)"
 
     def __init_subclass__(cls, name: str | None = None, continuous: bool = False, discrete: bool = False, **kw):

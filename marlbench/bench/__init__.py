@@ -4,6 +4,8 @@
   matmul calibration (benchmarks/README.md says how to read the numbers).
 - :mod:`marlbench.bench.batching`: ``marlbench bench batching``, the ceiling of population mode (S seeds as one
   batched model) on this machine, from one step at S times the batch, for S = 1, 2, 4, 8, 16.
+- :mod:`marlbench.bench.inference`: ``marlbench bench inference``, ms and FLOPs per joint action of every registered
+  algorithm, its ratio to MAC-Flow, and how it scales with the number of agents against its stated complexity.
 
 :func:`main` runs the subcommand ``args.what`` names; each module is imported only when its subcommand runs.
 """
@@ -12,7 +14,8 @@ from __future__ import annotations
 import argparse
 import importlib
 
-SUBCOMMANDS = {"train": "marlbench.bench.train", "batching": "marlbench.bench.batching"}
+SUBCOMMANDS = {"train": "marlbench.bench.train", "batching": "marlbench.bench.batching",
+               "inference": "marlbench.bench.inference"}
 
 
 def main(args: argparse.Namespace) -> int:

@@ -438,11 +438,22 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(func=cmd_export)
 
     bench = sub.add_parser("bench", help="speed benchmarks")
-    bench.add_argument("what", choices=("train", "batching"),
+    bench.add_argument("what", choices=("train", "batching", "inference"),
                        help="train: one MAC-Flow step vs a matmul calibration; batching: the ceiling of training S "
-                            "seeds as one batched model")
-    bench.add_argument("--algos", help="batching: algorithms (comma-separated; default macflow,bc)")
+                            "seeds as one batched model; inference: ms and FLOPs per joint action of every "
+                            "algorithm, vs MAC-Flow and over the number of agents")
+    bench.add_argument("--algos", help="batching: algorithms (comma-separated; default macflow,bc); inference: "
+                                       "default every registered one (MAC-Flow is always added as the reference)")
     bench.add_argument("--sizes", help="batching: quick (3x128) and/or paper (4x512) networks (default quick)")
+    bench.add_argument("--size", choices=("quick", "paper"),
+                       help="inference: quick (3x128) or paper (4x512) networks (default quick)")
+    bench.add_argument("--task", help="inference: use this registered task's spec (default Spread's shapes: 3 "
+                                      "agents, obs 18, action 2)")
+    bench.add_argument("--envs", type=int, help="inference: environments in the batched timing (default 32)")
+    bench.add_argument("--repeats", type=int,
+                       help="inference: at most this many timed act calls per measurement (default 200; fewer when "
+                            "a call is slow, at least 5)")
+    bench.add_argument("--out", metavar="FILE", help="inference: also write the JSON result to FILE")
     bench.add_argument("--case", type=str.upper, choices=("A", "B"),
                        help="paper-size case: A = 6 agents, obs 17, action 1 (default); B = 3 agents, obs 30, "
                             "action 9")
@@ -452,7 +463,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--hidden", default="4x512", help="hidden layers, DEPTHxWIDTH or a list (default 4x512)")
     bench.add_argument("--batch-size", type=int, default=64)
     bench.add_argument("--steps", type=int, default=30, help="timed gradient steps")
-    bench.add_argument("--warmup", type=int, default=5, help="untimed gradient steps first")
+    bench.add_argument("--warmup", type=int, default=5, help="untimed gradient steps (inference: act calls) first")
     bench.add_argument("--threads", type=int, default=1, help="torch threads (also used for the calibration)")
     bench.add_argument("--mkldnn-fp32-precision", choices=("ieee", "tf32", "bf16", "none"),
                        help="set torch.backends.mkldnn.matmul.fp32_precision for the run (experiment; the report "
