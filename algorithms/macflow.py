@@ -32,6 +32,7 @@ from marlbench.algorithm import Algorithm
 from marlbench.config import AlgoConfig
 from marlbench.data.sampler import Batch
 from marlbench.errors import ConfigError
+from marlbench.flows import euler, flow_matching_loss, time_features
 from marlbench.heads import masked_logits as masked
 from marlbench.nn import AgentMLP, EnsembleMLP, make_adam, polyak_update
 
@@ -68,14 +69,6 @@ class MACFlowConfig(AlgoConfig):
         if self.critic == "centralised" and self.td_target != "mixed":
             raise ConfigError("critic=centralised learns one team value: it needs td_target=mixed "
                               "(td_target=individual is per-agent TD on individual critics)")
-
-
-def time_features(t: Tensor, count: int) -> Tensor:
-    """[B, 1] -> [B, count]: t itself, then sin/cos of t at geometric frequencies."""
-    if count == 1:
-        return t
-    freqs = torch.pi * 2.0 ** torch.arange((count - 1) // 2, device=t.device)
-    return torch.cat([t, torch.sin(t * freqs), torch.cos(t * freqs)], -1)[:, :count]
 
 
 class MACFlow(Algorithm, name="macflow", continuous=True, discrete=True):
@@ -117,11 +110,7 @@ class MACFlow(Algorithm, name="macflow", continuous=True, discrete=True):
     @torch.no_grad()
     def flow_actions(self, obs: Tensor, noise: Tensor) -> Tensor:
         """mu_phi(o, z): Euler integration of the flow from z over M steps (Alg. 2); continuous: clipped to the box."""
-        x, m = noise, self.cfg.flow_steps
-        t = torch.zeros(x.shape[0], 1, 1, device=x.device)
-        for _ in range(m):
-            x = x + self.velocity(obs, x, t) / m
-            t = t + 1.0 / m
+        x = euler(lambda x, t: self.velocity(obs, x, t), noise, self.cfg.flow_steps)
         return self.clip(x) if self.spec.continuous else x
 
     def one_step(self, obs: Tensor, noise: Tensor) -> Tensor:
@@ -157,9 +146,7 @@ class MACFlow(Algorithm, name="macflow", continuous=True, discrete=True):
         x1 = F.one_hot(batch.actions, da).float() if discrete else batch.actions
 
         # Stage I, Eq. (6): x_t = (1-t) x0 + t x1, regress x1 - x0.
-        x0 = torch.randn_like(x1)
-        t = torch.rand(b, 1, 1, device=obs.device)
-        flow_loss = (self.velocity(obs, (1 - t) * x0 + t * x1, t) - (x1 - x0)).square().mean()
+        flow_loss = flow_matching_loss(lambda x, t: self.velocity(obs, x, t), x1)
 
         # One batch for both Euler chains: next actions for TD (o') and distillation targets (o).
         noise = torch.randn(2 * b, n, da, device=obs.device)
