@@ -14,6 +14,7 @@ from importlib import metadata
 
 from marlbench.algorithms.macflow import MACFlow
 from marlbench.baselines.bc import BC
+from marlbench.baselines.diffusion_bc import DiffusionBC
 from marlbench.baselines.flow_bc import FlowBC
 from marlbench.baselines.icq import ICQ
 from marlbench.baselines.mabcq import MABCQ
@@ -25,7 +26,7 @@ from marlbench.families import games, mamujoco, mpe, smac
 from marlbench.families.public import register_public_tasks
 from marlbench.tasks import Family, register_family
 
-ALGORITHMS = (MACFlow, BC, MABCQ, MACQL, MATD3BC, ICQ, OMAR, OMIGA, FlowBC)
+ALGORITHMS = (MACFlow, BC, MABCQ, MACQL, MATD3BC, ICQ, OMAR, OMIGA, FlowBC, DiffusionBC)
 FAMILIES: tuple[Family, ...] = (
     smac.SMACV1,
     smac.SMACV2,
