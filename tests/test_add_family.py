@@ -131,7 +131,7 @@ def test_an_installed_package_adds_a_family_through_an_entry_point(toy_family, m
     assert FAMILIES.get("toy").label == "Toy Match" and get_task("match-mixed").name == "toy/match-mixed"
 
 
-def test_a_task_bound_to_a_file_reaches_spawned_workers(tmp_path, capsys):
+def test_a_task_bound_to_a_file_reaches_spawned_workers(tmp_path, capsys, isolated_tasks):
     """`run --dataset` binds the task to a user's file; seed workers receive that task object pickled (no registry
     or environment variable carries it), so two workers train on the file."""
     data = tmp_path / "mine.h5"
