@@ -34,7 +34,7 @@ from marlbench.data.sampler import Batch
 from marlbench.errors import ConfigError
 from marlbench.flows import euler, flow_matching_loss, time_features
 from marlbench.heads import masked_logits as masked
-from marlbench.nn import AgentMLP, EnsembleMLP, make_adam, polyak_update
+from marlbench.nn import AgentMLP, EnsembleMLP, gradient_step, make_adam, polyak_update
 
 
 @dataclass
@@ -243,9 +243,7 @@ class MACFlow(Algorithm, name="macflow", continuous=True, discrete=True):
         total = losses["flow_loss"] + losses["critic_loss"] + self.cfg.alpha * losses["distill_loss"]
         if "q_loss" in losses:
             total = total + losses["q_loss"]
-        self.optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        self.optimizer.step()
+        gradient_step(self.optimizer, total)
         polyak_update(self.target_critic, self.critic, self.cfg.tau)
         return {k: v.detach() for k, v in losses.items()}
 

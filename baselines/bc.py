@@ -18,7 +18,7 @@ from marlbench.algorithm import Algorithm
 from marlbench.config import AlgoConfig
 from marlbench.data.sampler import Batch
 from marlbench.heads import CategoricalActor
-from marlbench.nn import AgentMLP, make_adam
+from marlbench.nn import AgentMLP, gradient_step, make_adam
 
 
 @dataclass
@@ -49,9 +49,7 @@ class BC(Algorithm, name="bc", continuous=True, discrete=True):
 
     def update(self, batch: Batch) -> dict[str, Tensor]:
         loss = self.loss(batch)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        gradient_step(self.optimizer, loss)
         return {"bc_loss": loss.detach()}
 
     @torch.no_grad()

@@ -26,7 +26,7 @@ from marlbench.data.sampler import Batch
 from marlbench.diffusion import DDPM, timestep_embedding
 from marlbench.errors import ConfigError
 from marlbench.heads import ActionBox, masked_logits
-from marlbench.nn import AgentMLP, make_adam
+from marlbench.nn import AgentMLP, gradient_step, make_adam
 
 
 @dataclass
@@ -84,9 +84,7 @@ class DiffusionBC(Algorithm, name="diffusion-bc", continuous=True, discrete=True
 
     def update(self, batch: Batch) -> dict[str, Tensor]:
         loss = self.loss(batch)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        gradient_step(self.optimizer, loss)
         return {"diffusion_loss": loss.detach()}
 
     @torch.no_grad()

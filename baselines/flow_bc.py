@@ -24,7 +24,7 @@ from marlbench.data.sampler import Batch
 from marlbench.errors import ConfigError
 from marlbench.flows import euler, flow_matching_loss, time_features
 from marlbench.heads import masked_logits
-from marlbench.nn import AgentMLP, make_adam
+from marlbench.nn import AgentMLP, gradient_step, make_adam
 
 
 @dataclass
@@ -69,9 +69,7 @@ class FlowBC(Algorithm, name="flow-bc", continuous=True, discrete=True):
 
     def update(self, batch: Batch) -> dict[str, Tensor]:
         loss = self.loss(batch)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        gradient_step(self.optimizer, loss)
         return {"flow_loss": loss.detach()}
 
     @torch.no_grad()

@@ -40,7 +40,7 @@ from marlbench.data.sampler import Batch
 from marlbench.errors import ConfigError
 from marlbench.heads import AgentQ, CategoricalActor, GaussianActor
 from marlbench.mixers import MixerKind, mixer_state
-from marlbench.nn import make_adam
+from marlbench.nn import gradient_step, make_adam
 from marlbench.rl import batch_softmax_weights, effective_sample_size, make_mixer, td_target, update_target
 
 
@@ -134,9 +134,7 @@ class ICQ(Algorithm, name="icq", continuous=True, discrete=True):
 
     def update(self, batch: Batch) -> dict[str, Tensor]:
         losses = self.losses(batch)
-        self.optimizer.zero_grad(set_to_none=True)
-        (losses["critic_loss"] + losses["actor_loss"]).backward()
-        self.optimizer.step()
+        gradient_step(self.optimizer, losses["critic_loss"] + losses["actor_loss"])
         self.steps += 1
         update_target(self.target_q, self.q, int(self.steps), self.cfg.target_update_period, self.cfg.tau)
         return {k: v.detach() for k, v in losses.items()}

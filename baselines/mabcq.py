@@ -35,7 +35,7 @@ from marlbench.data.sampler import Batch
 from marlbench.errors import ConfigError
 from marlbench.heads import ActionBox, AgentQ, CategoricalActor, masked_logits
 from marlbench.mixers import MixerKind, mixer_state
-from marlbench.nn import AgentMLP, make_adam, polyak_update
+from marlbench.nn import AgentMLP, gradient_step, make_adam, polyak_update
 from marlbench.rl import make_mixer, td_target, update_target
 
 
@@ -160,9 +160,7 @@ class MABCQ(Algorithm, name="mabcq", continuous=True, discrete=True):
     def update(self, batch: Batch) -> dict[str, Tensor]:
         losses = self.continuous_losses(batch) if self.spec.continuous else self.discrete_losses(batch)
         total = sum(v for k, v in losses.items() if k.endswith("_loss"))
-        self.optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        self.optimizer.step()
+        gradient_step(self.optimizer, total)
         self.steps += 1
         if self.spec.continuous:
             polyak_update(self.target_q, self.q, self.cfg.tau)

@@ -37,7 +37,7 @@ from marlbench.data.sampler import Batch
 from marlbench.errors import ConfigError
 from marlbench.heads import ActionBox, AgentQ, GaussianActor, masked_logits
 from marlbench.mixers import MixerKind, mixer_state
-from marlbench.nn import make_adam
+from marlbench.nn import gradient_step, make_adam
 from marlbench.rl import cql_penalty_continuous, cql_penalty_discrete, make_mixer, td_target, update_target
 
 
@@ -145,9 +145,7 @@ class MACQL(Algorithm, name="macql", continuous=True, discrete=True):
     def update(self, batch: Batch) -> dict[str, Tensor]:
         losses = self.losses(batch)
         total = losses["critic_loss"] + losses.get("actor_loss", 0.0) + losses.get("alpha_loss", 0.0)
-        self.optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        self.optimizer.step()
+        gradient_step(self.optimizer, total)
         self.steps += 1
         period = 0 if self.spec.continuous else self.cfg.target_update_period
         update_target(self.target_q, self.q, int(self.steps), period, self.cfg.tau)

@@ -25,7 +25,7 @@ from marlbench.data.sampler import Batch
 from marlbench.errors import ConfigError
 from marlbench.heads import AgentQ, DeterministicActor
 from marlbench.mixers import MixerKind, mixer_state
-from marlbench.nn import make_adam, polyak_update
+from marlbench.nn import gradient_step, make_adam, polyak_update
 from marlbench.rl import make_mixer, smoothed_target_actions, td_target
 
 
@@ -83,16 +83,12 @@ class MATD3BC(Algorithm, name="matd3bc", continuous=True, discrete=False):
 
     def update(self, batch: Batch) -> dict[str, Tensor]:
         critic_loss, q_mean = self.critic_loss(batch)
-        self.critic_optimizer.zero_grad(set_to_none=True)
-        critic_loss.backward()
-        self.critic_optimizer.step()
+        gradient_step(self.critic_optimizer, critic_loss)
         out = {"critic_loss": critic_loss.detach(), "q_mean": q_mean}
         self.steps += 1
         if int(self.steps) % self.cfg.policy_delay == 0:
             losses = self.actor_losses(batch)
-            self.actor_optimizer.zero_grad(set_to_none=True)
-            (losses["q_loss"] + losses["bc_loss"]).backward()
-            self.actor_optimizer.step()
+            gradient_step(self.actor_optimizer, losses["q_loss"] + losses["bc_loss"])
             for target, source in ((self.target_actor, self.actor), (self.target_critic, self.critic),
                                    (self.target_mixer, self.mixer)):
                 polyak_update(target, source, self.cfg.tau)

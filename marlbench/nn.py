@@ -125,3 +125,10 @@ def make_adam(params, lr: float, eps: float) -> torch.optim.Adam:
         return torch.optim.Adam(params, lr=lr, eps=eps, fused=True)
     except (RuntimeError, TypeError):  # fused unsupported for this device/dtype
         return torch.optim.Adam(params, lr=lr, eps=eps)
+
+
+def gradient_step(optimizer: torch.optim.Optimizer, loss: Tensor) -> None:
+    """One optimiser step on ``loss``: clear the gradients, backpropagate, step."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
