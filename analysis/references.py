@@ -23,7 +23,7 @@ import marlbench.configs as configs
 from marlbench import catalog
 from marlbench.errors import MarlbenchError, UnknownNameError
 from marlbench.registry import TASKS
-from marlbench.tasks import family_of
+from marlbench.tasks import family_of, family_sort_key
 
 REFERENCE_DIR = Path(__file__).resolve().parent.parent / "configs" / "reference"
 
@@ -71,8 +71,7 @@ def benchmark_label(name: str) -> str:
 def benchmark_sort_key(name: str) -> tuple[int, str]:
     """Tables and figures order benchmarks by their family's ``order``; unregistered ones last, by name."""
     catalog.load()
-    family = family_of(name)
-    return (family.order if family is not None else 10**6, name)
+    return family_sort_key(name)
 
 
 def task_action_kind(task: str) -> str | None:

@@ -111,3 +111,9 @@ def family_of(benchmark: str) -> Family | None:
     """The registered family of a benchmark name, None if it is not registered (for example results of a plugin
     family that is not installed here)."""
     return FAMILIES.get(benchmark) if benchmark in FAMILIES else None
+
+
+def family_sort_key(benchmark: str) -> tuple[int, str]:
+    """Benchmarks in their families' ``order`` (the paper's), unregistered ones last, by name."""
+    family = family_of(benchmark)
+    return (family.order if family is not None else 10**6, benchmark)

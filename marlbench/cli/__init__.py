@@ -23,15 +23,10 @@ def _catalog() -> None:
     catalog.load()
 
 
-def _family_sort_key(benchmark: str) -> tuple[int, str]:
-    from marlbench.registry import FAMILIES
-
-    return (FAMILIES.get(benchmark).order if benchmark in FAMILIES else 10**6, benchmark)
-
-
 def cmd_list(args: argparse.Namespace) -> int:
     _catalog()
-    from marlbench.registry import ALGORITHMS, FAMILIES, TASKS
+    from marlbench.registry import ALGORITHMS, TASKS
+    from marlbench.tasks import family_of, family_sort_key
 
     if args.what in ("algos", "all"):
         print("Algorithms (action spaces):")
@@ -44,8 +39,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         by_family: dict[str, list[str]] = {}
         for name in TASKS.names():
             by_family.setdefault(TASKS.get(name).benchmark, []).append(name)
-        for benchmark in sorted(by_family, key=_family_sort_key):
-            family = FAMILIES.get(benchmark) if benchmark in FAMILIES else None
+        for benchmark in sorted(by_family, key=family_sort_key):
+            family = family_of(benchmark)
             print(f"  {family.label}: {family.description}" if family else f"  {benchmark}:")
             for name in by_family[benchmark]:
                 runnable, why = TASKS.get(name).status()
