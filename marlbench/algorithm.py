@@ -20,7 +20,8 @@ import torch
 from torch import Tensor, nn
 
 from marlbench.config import AlgoConfig
-from marlbench.data.sampler import Batch
+from marlbench.data.dataset import Dataset
+from marlbench.data.sampler import Batch, TransitionSampler
 from marlbench.errors import IncompatibleError
 from marlbench.registry import ALGORITHMS
 from marlbench.spec import TaskSpec
@@ -62,6 +63,15 @@ class Algorithm(nn.Module):
                 f"algorithm {cls.name!r} supports continuous actions only, but task {spec.name!r} has discrete "
                 "actions. Choose a discrete-action algorithm (see `marlbench list algos`)."
             )
+
+    @classmethod
+    def make_sampler(cls, dataset: Dataset, cfg: AlgoConfig, device: torch.device | str, seed: int = 0,
+                     batch_size: int | None = None) -> Any:
+        """The sampler whose ``sample()`` feeds ``update``: one-step transitions (``Batch``) unless the algorithm
+        trains on something else (trajectory models return a ``SegmentSampler``). The protocol also builds the
+        diagnostics sampler here, with ``batch_size`` set. The sampler needs ``sample()``, ``generator``,
+        ``state_dict()`` and ``load_state_dict()``."""
+        return TransitionSampler(dataset, batch_size or cfg.batch_size, device, seed)
 
     @abstractmethod
     def update(self, batch: Batch) -> dict[str, Tensor]:

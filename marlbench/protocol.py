@@ -24,7 +24,6 @@ import torch
 from marlbench.algorithm import Algorithm
 from marlbench.config import ResolvedConfig
 from marlbench.data.formats.native import load_native, read_native_metadata, save_native
-from marlbench.data.sampler import TransitionSampler
 from marlbench.errors import ConfigError
 from marlbench.paths import require_writable
 from marlbench.registry import ALGORITHMS
@@ -118,7 +117,7 @@ def inference_latency_ms(algo: Algorithm, task: Task, calls: int, warmup: int) -
     return times
 
 
-def measure_mechanism(algo: Algorithm, sampler: TransitionSampler, seed: int, step: int) -> dict[str, float]:
+def measure_mechanism(algo: Algorithm, sampler: Any, seed: int, step: int) -> dict[str, float]:
     """``algo.diagnostics`` on a fresh batch that no update used, drawn and evaluated under a stream derived from
     (seed, step) alone: the training RNG is untouched and a resumed run logs the same numbers."""
     derived = DIAGNOSTIC_SEED_OFFSET + seed * 10_000_019 + step
@@ -198,8 +197,9 @@ def _train_seed(algo_cls: type[Algorithm], task: Task, seed: int, resolved: Reso
     dataset = load_native(task.dataset_path, task.spec)
     seed_everything(seed)
     algo = algo_cls(task.spec, resolved.algorithm, dev)
-    sampler = TransitionSampler(dataset, resolved.algorithm.batch_size, dev, seed)
-    diagnostic_sampler = TransitionSampler(dataset, proto.diagnostic_batch, dev) if proto.diagnostic_batch else None
+    sampler = algo_cls.make_sampler(dataset, resolved.algorithm, dev, seed)
+    diagnostic_sampler = (algo_cls.make_sampler(dataset, resolved.algorithm, dev, batch_size=proto.diagnostic_batch)
+                          if proto.diagnostic_batch else None)
     dataset_info = {
         "path": str(task.dataset_path), "checksum": dataset.checksum(), "transitions": dataset.n_transitions,
         "episodes": dataset.n_episodes, "source": dataset.metadata.get("source"),
