@@ -73,6 +73,11 @@ class Algorithm(nn.Module):
         ``state_dict()`` and ``load_state_dict()``."""
         return TransitionSampler(dataset, batch_size or cfg.batch_size, device, seed)
 
+    def prepare(self, dataset: Dataset) -> None:
+        """Called once with the training dataset, before the first update and before a checkpoint is restored
+        (e.g. to fit an observation normaliser). Whatever it sets must be a buffer or parameter, so checkpoints
+        carry it. The default does nothing."""
+
     @abstractmethod
     def update(self, batch: Batch) -> dict[str, Tensor]:
         """One gradient step on ``batch``; returns detached 0-d loss tensors (converted only when logged)."""

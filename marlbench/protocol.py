@@ -197,6 +197,7 @@ def _train_seed(algo_cls: type[Algorithm], task: Task, seed: int, resolved: Reso
     dataset = load_native(task.dataset_path, task.spec)
     seed_everything(seed)
     algo = algo_cls(task.spec, resolved.algorithm, dev)
+    algo.prepare(dataset)
     sampler = algo_cls.make_sampler(dataset, resolved.algorithm, dev, seed)
     diagnostic_sampler = (algo_cls.make_sampler(dataset, resolved.algorithm, dev, batch_size=proto.diagnostic_batch)
                           if proto.diagnostic_batch else None)
