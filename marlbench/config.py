@@ -49,6 +49,7 @@ class ProtocolConfig:
     log_every: int = 1_000
     latency_calls: int = 1_000  # inference timing: median over this many batch-1 joint actions
     latency_warmup: int = 100
+    latency_budget_seconds: float = 10.0  # slow samplers (K-step diffusion) time fewer calls, at least 5
     diagnostic_batch: int = 1024  # transitions per mechanism measurement at every log line (0: none)
     threads: int = 1  # torch threads per seed process (one single-threaded process per core is fastest)
 
@@ -118,6 +119,7 @@ _PROTOCOL_RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
         "steps", "eval_every", "curve_eval_episodes", "eval_episodes", "checkpoint_every", "log_every", "threads")},
     "latency_calls": (lambda v: v >= 2, "an int >= 2 (the inference-time quartiles need two timings)"),
     "latency_warmup": (lambda v: v >= 0, "an int >= 0"),
+    "latency_budget_seconds": (lambda v: v > 0, "a number of seconds > 0"),
     "diagnostic_batch": (lambda v: v >= 0, "an int >= 0 (0: no mechanism measurements)"),
 }
 

@@ -4,7 +4,8 @@
 - The reported score is the FINAL policy's mean return over ``eval_episodes`` fixed episodes (never the best
   evaluation seen). Evaluation episodes are seeded by the run seed only, so every algorithm meets the same ones.
 - Inference latency: wall time of one joint action (all agents, batch 1), median over ``latency_calls`` calls
-  after ``latency_warmup`` calls, measured in the same run. Training wall-clock counts gradient steps only.
+  after ``latency_warmup`` calls (fewer for samplers too slow for ``latency_budget_seconds``), measured in the
+  same run. Training wall-clock counts gradient steps only.
 - Checkpoints every ``checkpoint_every`` steps hold every random state, so a run killed at any point and re-run
   with the same command finishes with the same final record as an uninterrupted run (timings aside).
 """
@@ -103,18 +104,28 @@ def evaluate(algo: Algorithm, task: Task, episodes: int, seed: int) -> np.ndarra
 
 
 @torch.no_grad()
-def inference_latency_ms(algo: Algorithm, task: Task, calls: int, warmup: int) -> list[float]:
-    """Per-call wall time (ms) of one joint action at batch 1, including the host/device transfer."""
+def inference_latency_ms(algo: Algorithm, task: Task, calls: int, warmup: int,
+                         budget_seconds: float = float("inf")) -> list[float]:
+    """Per-call wall time (ms) of one joint action at batch 1, including the host/device transfer.
+
+    A slow sampler (a K-step diffusion chain can take a second per call) gets fewer calls: the first, untimed call
+    sizes the rest so that warm-up and timing take about ``budget_seconds``, with at least one warm-up call and
+    5 timed ones. Fast policies are never cut (0.6 ms x 1,100 calls is under a second)."""
     step = task.make_env(1).reset(0)
-    obs = torch.as_tensor(step.obs)
-    legals = None if step.legals is None else torch.as_tensor(step.legals)
-    times = []
-    for i in range(warmup + calls):
+    obs = torch.as_tensor(step.obs).to(algo.device)
+    legals = None if step.legals is None else torch.as_tensor(step.legals).to(algo.device)
+
+    def timed_call() -> float:
         t0 = time.perf_counter()
-        algo.act(obs.to(algo.device), None if legals is None else legals.to(algo.device)).cpu()
-        if i >= warmup:
-            times.append((time.perf_counter() - t0) * 1e3)
-    return times
+        algo.act(obs, legals).cpu()
+        return (time.perf_counter() - t0) * 1e3
+
+    first = timed_call() / 1e3  # untimed: sizes the run
+    warmup = max(0, min(warmup, max(1, int(budget_seconds / 2 / first)))) - 1
+    calls = min(calls, max(5, int(budget_seconds / first)))
+    for _ in range(warmup):
+        timed_call()
+    return [timed_call() for _ in range(calls)]
 
 
 def measure_mechanism(algo: Algorithm, sampler: Any, seed: int, step: int) -> dict[str, float]:
@@ -287,7 +298,8 @@ def _train_seed(algo_cls: type[Algorithm], task: Task, seed: int, resolved: Reso
     score = _score(task, returns)
     append_metrics(paths.metrics, {"step": proto.steps, "curve": True, "final": True, **score,
                                    "eval_seconds": round(eval_seconds, 3)})
-    latency = inference_latency_ms(algo, task, proto.latency_calls, proto.latency_warmup)
+    latency = inference_latency_ms(algo, task, proto.latency_calls, proto.latency_warmup,
+                                   proto.latency_budget_seconds)
     q = statistics.quantiles(latency, n=4)
     record = {
         "schema_version": FINAL_SCHEMA_VERSION,
@@ -295,7 +307,7 @@ def _train_seed(algo_cls: type[Algorithm], task: Task, seed: int, resolved: Reso
         "seed": seed, "profile": resolved.profile, "steps": proto.steps,
         **score,
         "episodes": proto.eval_episodes, "returns": [float(r) for r in returns], "win_rate": None,
-        "inference_ms": statistics.median(latency), "inference_ms_iqr": [q[0], q[2]],
+        "inference_ms": statistics.median(latency), "inference_ms_iqr": [q[0], q[2]], "inference_calls": len(latency),
         "train_seconds": train_seconds, "eval_seconds": eval_seconds, "diagnostics": final_mechanism,
         "dataset": dataset_info, "config": config, "device": str(dev), "threads": proto.threads,
         "versions": versions(), "machine": machine(), "resumed_at_steps": resumes,

@@ -70,3 +70,33 @@ def test_discrete_windows_carry_actions_and_resume_exactly():
         SegmentSampler(_dataset(lengths=(4,)), 8, 0, 3, 1.0).load_state_dict(state)
     with pytest.raises(DatasetError, match="horizon >= 1"):
         SegmentSampler(data, 8, 0, 0, 1.0)
+
+
+def test_latency_timing_cuts_calls_of_a_slow_sampler_but_not_a_fast_policy():
+    import time
+
+    from marlbench import catalog
+    from marlbench.protocol import inference_latency_ms
+    from marlbench.tasks import get_task
+
+    catalog.load()
+    task = get_task("mpe/spread-scripted")
+
+    class Policy:
+        device = torch.device("cpu")
+        calls = 0
+
+        def __init__(self, seconds):
+            self.seconds = seconds
+
+        def act(self, obs, legals=None):
+            Policy.calls += 1
+            time.sleep(self.seconds)
+            return torch.zeros(obs.shape[0], obs.shape[1], 2)
+
+    assert len(inference_latency_ms(Policy(0.0), task, 50, 10, budget_seconds=10.0)) == 50
+    Policy.calls = 0
+    slow = inference_latency_ms(Policy(0.05), task, 1000, 100, budget_seconds=0.5)
+    assert 8 <= len(slow) <= 10 and Policy.calls <= 16  # 0.5 s / 50 ms timed calls, about 0.25 s of warm-up
+    assert min(slow) >= 50
+    assert len(inference_latency_ms(Policy(0.05), task, 1000, 100, budget_seconds=0.01)) == 5  # never below 5
