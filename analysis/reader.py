@@ -33,7 +33,7 @@ RUN_COLUMNS = [
     "source", "checksum", "win_rate", "returns", "finished_at", "path", "action_kind",
 ]
 CURVE_COLUMNS = ["algorithm", "task", "benchmark", "dataset", "seed", "step", "return", "normalised_score",
-                 "final", "profile", "run_id"]
+                 "final", "profile", "run_id", "return_std", "episodes"]
 MAX_LISTED = 60
 
 
@@ -189,7 +189,9 @@ def _read_json(path: Path) -> dict:
         raise ResultsError(f"cannot read {path}: {err}") from err
 
 
-def _curve_rows(path: Path, base: dict) -> list[dict]:
+def _curve_rows(path: Path, base: dict, episodes: tuple[int | None, int | None] = (None, None)) -> list[dict]:
+    """The ``"curve"`` lines of one seed's metrics.jsonl; ``episodes`` = (curve evaluation episodes, final
+    evaluation episodes) from the run's config and record, the sample sizes of the convergence test."""
     rows = []
     if not path.exists():
         return rows
@@ -201,8 +203,10 @@ def _curve_rows(path: Path, base: dict) -> list[dict]:
         except ValueError as err:
             raise ResultsError(f"{path}:{n}: not JSON ({err})") from err
         if rec.get("curve"):
+            final = bool(rec.get("final", False))
             rows.append({**base, "step": int(rec["step"]), "return": rec.get("return_mean"),
-                         "recorded": rec.get("normalised_score"), "final": bool(rec.get("final", False))})
+                         "recorded": rec.get("normalised_score"), "final": final,
+                         "return_std": rec.get("return_std"), "episodes": episodes[1] if final else episodes[0]})
     return rows
 
 
@@ -340,7 +344,9 @@ def read_results(paths: str | Path | Sequence[str | Path], profile: str | None =
             if curves:
                 base = {k: row[k] for k in ("algorithm", "task", "benchmark", "dataset", "seed", "profile",
                                             "run_id")}
-                curve_rows += _curve_rows(seed_dir / "metrics.jsonl", base)
+                protocol = ((config or {}).get("config") or {}).get("protocol") or {}
+                episodes = (protocol.get("curve_eval_episodes"), final.get("episodes"))
+                curve_rows += _curve_rows(seed_dir / "metrics.jsonl", base, episodes)
     if not run_rows:
         raise ResultsError("no completed runs (final.json) under " + ", ".join(map(str, paths)) +
                            (f"; {len(incomplete)} seed(s) are still running or were interrupted" if incomplete else ""))
