@@ -2,7 +2,11 @@
 
 - ``inference`` (Fig. 1/4): mean normalised score against mean inference ms per joint action (log x), one point
   per algorithm with 95% stratified-bootstrap intervals on both axes; one panel per benchmark and one over all
-  tasks.
+  tasks. With ``bench`` (``--bench FILE``, the JSON of ``marlbench bench inference --json --out FILE``) the x of an
+  algorithm is that benchmark's ms per joint action at batch 1 (median, error bar = interquartile range), the same
+  in every panel; an algorithm without a bench entry keeps its recorded ``inference_ms`` and is labelled
+  "recorded ms". The title names the x source and the bench's machine; ``inference.json`` beside the figure holds
+  every plotted point (x, y, their intervals, the x source).
 - ``training`` (Fig. 11): mean training wall-clock (gradient steps only) per algorithm with 95% intervals, tasks
   with discrete and continuous actions (as each run's recorded spec says) in separate panels, log y.
 - ``curves`` (Fig. 12): learning curves, IQM of the normalised score over seeds x tasks at every evaluation step,
@@ -18,6 +22,8 @@ that panel where it has complete results; its runs are the seeds it has on every
 """
 from __future__ import annotations
 
+import json
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +31,8 @@ import numpy as np
 from marlbench.analysis import references as refs
 from marlbench.analysis import stats
 from marlbench.analysis.reader import Results, ResultsError
-from marlbench.errors import require
+from marlbench.errors import MarlbenchError, require
+from marlbench.results import atomic_write_json
 
 KINDS = ("inference", "training", "curves", "profiles", "improvement", "aggregates")
 
@@ -102,31 +109,90 @@ def _grid(n: int, plt, width: float = 4.2, height: float = 3.4):
     return fig, list(axes.flat[:n])
 
 
-def plot_inference(results: Results, out_dir: Path, reps: int, seed: int) -> list[Path]:
+def load_bench(path: Path) -> dict:
+    """The JSON of ``marlbench bench inference --json --out FILE`` (marlbench/bench/inference.py), checked."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise MarlbenchError(f"--bench {path}: cannot read the inference benchmark JSON ({e})") from None
+    if not isinstance(doc, dict) or doc.get("benchmark") != "inference" or not isinstance(doc.get("algorithms"), list):
+        raise MarlbenchError(f"--bench {path}: not the JSON of `marlbench bench inference --json --out FILE` "
+                             "(needs benchmark \"inference\" and a list of algorithms)")
+    for row in doc["algorithms"]:
+        b1 = row.get("batch1") if isinstance(row, dict) else None
+        if not isinstance(b1, dict) or "name" not in row or "median_ms" not in b1 or len(b1.get("iqr_ms") or ()) != 2:
+            raise MarlbenchError(f"--bench {path}: algorithm entry {row!r:.80} has no name, batch1 median_ms and "
+                                 "iqr_ms [q1, q3]")
+    return doc
+
+
+def bench_source(doc: dict) -> str:
+    """One line naming what the bench measured and where: task shapes, network size, machine, torch, threads."""
+    m, t = doc.get("machine") or {}, doc.get("task") or {}
+    hidden = doc.get("hidden_dims") or []
+    size = f"{len(hidden)}x{hidden[0]}" if hidden else "?"
+    return (f"`marlbench bench inference` on {m.get('cpu', 'unknown machine')} ({m.get('usable_cores', '?')} usable "
+            f"cores), torch {m.get('torch', '?')}, {doc.get('threads', '?')} thread(s); {t.get('name', '?')} shapes, "
+            f"{size} networks")
+
+
+def plot_inference(results: Results, out_dir: Path, reps: int, seed: int, bench: Path | None = None
+                   ) -> list[Path]:
     plt = _plt()
+    doc = load_bench(bench) if bench is not None else None
+    measured = {row["name"]: row["batch1"] for row in doc["algorithms"]} if doc else {}
     shown = panels(results)
     fig, axes = _grid(len(shown), plt)
+    record = {"x_source": "bench" if doc else "recorded", "bench": str(bench) if doc else None,
+              "machine": doc.get("machine") if doc else None, "panels": []}
     for ax, (label, tasks) in zip(axes, shown):
+        points = []
         for algo in results.algorithms:
             score, have = _matrix(results, algo, tasks, "normalised_score")
-            ms, _ = _matrix(results, algo, have, "inference_ms") if have else (None, [])
-            if score is None or ms is None:
+            if score is None:
                 continue
             y = stats.mean_intervals({algo: score}, reps=reps, seed=seed)[algo]
-            x = stats.mean_intervals({algo: ms}, reps=reps, seed=seed)[algo]
-            ax.errorbar([x.point], [y.point], xerr=[[x.point - x.low], [x.high - x.point]],
+            name = _label(algo, have, tasks)
+            if algo in measured:  # the benchmark's batch-1 median and quartiles
+                b1 = measured[algo]
+                x, x_low, x_high, source = b1["median_ms"], b1["iqr_ms"][0], b1["iqr_ms"][1], "bench"
+            else:
+                ms, _ = _matrix(results, algo, have, "inference_ms")
+                if ms is None:
+                    continue
+                iv = stats.mean_intervals({algo: ms}, reps=reps, seed=seed)[algo]
+                x, x_low, x_high, source = iv.point, iv.low, iv.high, "recorded"
+                if doc:
+                    name += " (recorded ms)"
+            ax.errorbar([x], [y.point], xerr=[[x - x_low], [x_high - x]],
                         yerr=[[y.point - y.low], [y.high - y.point]], fmt="o", color=_color(algo), capsize=3,
-                        label=_label(algo, have, tasks), markersize=7 if algo == "macflow" else 5)
-            ax.annotate(_label(algo, have, tasks), (x.point, y.point), textcoords="offset points", xytext=(5, 4),
-                        fontsize=7)
+                        label=name, markersize=7 if algo == "macflow" else 5)
+            ax.annotate(name, (x, y.point), textcoords="offset points", xytext=(5, 4), fontsize=7)
+            points.append({"algorithm": algo, "label": name, "x_source": source, "x": x, "x_low": x_low,
+                           "x_high": x_high, "y": y.point, "y_low": y.low, "y_high": y.high, "tasks": len(have)})
         ax.set_xscale("log")
-        ax.set_xlabel("inference time per joint action (ms, log scale)")
+        ax.set_xlabel("inference time per joint action at batch 1 (ms, log scale)" if doc else
+                      "inference time per joint action (ms, log scale)")
         ax.set_ylabel("mean normalised score")
         ax.set_title(f"{label} ({len(tasks)} tasks)")
         ax.grid(alpha=0.3, which="both")
-    fig.suptitle("Performance vs inference time (Fig. 1/4), mean and 95% CI")
+        record["panels"].append({"label": label, "tasks": tasks, "points": points})
+    if doc:
+        record["caption"] = (f"x: ms per joint action at batch 1 from {bench_source(doc)} (median, IQR error bars); "
+                             "y: recorded mean normalised score (95% CI); 'recorded ms': no bench entry, x = the "
+                             "runs' recorded inference_ms (mean, 95% CI)")
+        caption = textwrap.fill(record["caption"], max(50, int(fig.get_figwidth() * 15)))
+        fig.suptitle("Performance vs inference time (Fig. 1/4)\n" + caption, fontsize=8)
+    else:
+        record["caption"] = ("x: recorded inference_ms of the runs (final.json, mean, 95% CI); y: mean normalised "
+                             "score (95% CI)")
+        fig.suptitle("Performance vs inference time (Fig. 1/4), mean and 95% CI; x: recorded inference_ms")
     fig.tight_layout()
-    return _save(fig, out_dir, "inference")
+    sidecar = Path(out_dir) / "inference.json"
+    paths = _save(fig, Path(out_dir), "inference")
+    atomic_write_json(sidecar, record)
+    return paths + [sidecar]
 
 
 def action_groups(results: Results) -> dict[str, list[str]]:
@@ -290,12 +356,17 @@ def plot_aggregates(results: Results, out_dir: Path, reps: int, seed: int) -> li
 
 
 def plot(kind: str, results: Results, out_dir: Path, reps: int = stats.DEFAULT_REPS, seed: int = stats.DEFAULT_SEED,
-         target: str = "macflow") -> list[Path]:
+         target: str = "macflow", bench: Path | None = None) -> list[Path]:
+    """Write figure ``kind``; ``bench`` (an inference benchmark JSON) sets the x-axis of ``inference``."""
     out_dir = Path(out_dir)
+    if bench is not None and kind not in ("inference", "results"):
+        raise MarlbenchError(f"--bench sets the x-axis of `marlbench plot inference` (or results); not of {kind}")
     if kind == "results":
-        return [p for k in KINDS for p in plot(k, results, out_dir, reps, seed, target)]
+        return [p for k in KINDS for p in plot(k, results, out_dir, reps, seed, target, bench)]
     if kind == "improvement":
         return plot_improvement(results, out_dir, reps, seed, target)
+    if kind == "inference":
+        return plot_inference(results, out_dir, reps, seed, bench)
     funcs = {"inference": plot_inference, "training": plot_training, "curves": plot_curves,
              "profiles": plot_profiles, "aggregates": plot_aggregates}
     return funcs[kind](results, out_dir, reps, seed)

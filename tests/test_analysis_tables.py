@@ -22,8 +22,8 @@ import pytest
 pytest.importorskip("pandas")
 pytest.importorskip("rliable")
 
-ALGOS = ("macflow", "bc", "mabcq", "macql", "matd3bc", "icq", "omar", "omiga", "diffusion-bc", "flow-bc", "madiff",
-         "dof")
+ALGOS = ("macflow", "bc", "mabcq", "macql", "matd3bc", "icq", "omar", "omiga", "diffusion-bc", "flow-bc",
+         "madiff-d", "dof")  # madiff-d: the paper's "MADiff" column (App. F.1), configs/reference/table*.yaml
 SEEDS = tuple(range(6))
 Z = (np.arange(6) - 2.5) / np.std(np.arange(6))  # mean 0, population std 1
 STEPS = 200_000
@@ -384,7 +384,7 @@ def test_missing_seed_and_cell_are_named(tmp_path, capsys):
         build_table(res, "table1", bootstrap=False)
     msg = str(err.value)
     assert "smacv2/zerg_5_vs_5-replay: all 8 algorithms (bc, mabcq, macql" in msg
-    assert "smacv1/3m-good: bc, mabcq, macql, diffusion-bc, madiff, flow-bc\n" in msg
+    assert "smacv1/3m-good: bc, mabcq, macql, diffusion-bc, madiff-d, flow-bc\n" in msg
     # the command line prints the diagnostic (no traceback) and exits with 2
     assert main(["table", "--results", str(tmp_path), "--no-bootstrap"]) == 2
     assert "smacv1/3m-poor x dof: seed 2 missing" in capsys.readouterr().err
@@ -421,3 +421,40 @@ def test_duplicate_runs_are_refused_or_latest_kept(tmp_path):
         read_results(tmp_path)
     res = read_results(tmp_path, latest=True)
     assert res.runs["return"].tolist() == [400.0] and set(res.curves["run_id"]) == {"bbbbbbbbbbbb"}
+
+
+def test_generative_baselines_get_their_labels_and_the_papers_column_order(tmp_path):
+    """Runs of the diffusion and flow baselines (and MA-FQL) give labelled columns in the paper's grouping
+    (Gaussian, diffusion, flow; MAC-Flow last); the paper layouts keep the paper's column order, with its "MADiff"
+    column read from madiff-d runs (App. F.1)."""
+    from marlbench.analysis import references as refs
+    from marlbench.analysis.reader import read_results
+    from marlbench.analysis.tables import build_table, render_csv, render_markdown
+
+    algos = ("macflow", "ma-fql", "dof", "madiff-d", "madiff-c", "flow-bc", "diffusion-bc", "bc")  # scrambled
+    tasks = ("smacv1/3m-good", "mpe/spread-expert")
+    for k, algo in enumerate(algos):
+        for task in tasks:
+            ref = refs.reference(task)
+            for seed in (0, 1):
+                write_run(tmp_path, task, algo, seed, ref.random + (0.1 + 0.1 * k + 0.01 * seed) * (ref.expert -
+                                                                                                     ref.random))
+    res = read_results(tmp_path)
+    order = ["bc", "diffusion-bc", "madiff-c", "madiff-d", "dof", "flow-bc", "ma-fql", "macflow"]
+    labels = ["BC", "Diffusion BC", "MADiff-C", "MADiff-D", "DoF", "Flow BC", "MA-FQL", "MAC-Flow"]
+    assert res.algorithms == order
+    table = build_table(res, "auto", bootstrap=False)
+    assert table.algorithms == order
+    header = next(line for line in render_markdown(table).splitlines() if line.startswith("| Benchmark"))
+    assert header.startswith("| Benchmark | Task | Dataset | " + " | ".join(labels) + " |")
+    assert {r.split(",")[6] for r in render_csv(table).splitlines()[1:] if r.split(",")[1] == "cell"} == set(order)
+    t1 = build_table(res, "table1", allow_missing=True, bootstrap=False)
+    assert [refs.algorithm_label(a) for a in t1.algorithms] == ["BC", "MABCQ", "MACQL", "Diffusion BC", "MADiff-D",
+                                                                "DoF", "Flow BC", "MAC-Flow"]
+    row = t1.sections[0].rows[0]
+    assert row.task == "smacv1/3m-good" and row.cells["madiff-d"].n == 2 and row.cells["dof"] is not None
+    assert row.paper["madiff-d"].mean == 19.3  # the paper's MADiff cell
+    t2 = build_table(res, "table2", allow_missing=True, bootstrap=False)
+    assert [refs.algorithm_label(a) for a in t2.algorithms] == ["MATD3BC", "MACQL", "ICQ", "OMAR", "OMIGA",
+                                                                "MADiff-D", "MAC-Flow"]
+    assert "madiff-c" not in t1.algorithms + t2.algorithms and "ma-fql" not in t1.algorithms + t2.algorithms

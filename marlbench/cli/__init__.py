@@ -213,9 +213,11 @@ def cmd_plot(args: argparse.Namespace) -> int:
                         raise UnknownNameError(f"{kind} in the results", name, have)
                 chosen[kind] = names
             results = results.select(chosen["algorithm"], chosen["task"])
-        for path in figures.plot(args.what, results, out, args.reps, args.seed, args.target):
+        for path in figures.plot(args.what, results, out, args.reps, args.seed, args.target, bench=args.bench):
             print(f"wrote {path}")
         return 0
+    if args.bench:
+        raise MarlbenchError("--bench sets the x-axis of `marlbench plot inference` (or results); not of games")
     from marlbench.analysis import games
 
     for path in games.main(Path(args.out or "results/figures/games"), args.seed, args.steps):
@@ -408,6 +410,9 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--algos", help="only these algorithms (comma-separated names)")
     plot.add_argument("--tasks", help="only these tasks (comma-separated canonical names)")
     plot.add_argument("--target", default="macflow", help="improvement: the algorithm compared with each baseline")
+    plot.add_argument("--bench", metavar="FILE",
+                      help="inference: x = ms per joint action at batch 1 (median, IQR) from this `marlbench bench "
+                           "inference --json --out FILE` JSON instead of the runs' recorded inference_ms")
     plot.set_defaults(func=cmd_plot)
 
     table = sub.add_parser("table", help="Tables 1-2 (or any results) with rliable aggregates, from run records")
