@@ -9,6 +9,8 @@ columns with every dataset present). Paper rows carry the published values and m
 each row says whether our numbers are comparable with the paper's (same dataset source and the paper profile); a
 section's notes on the published values (configs/reference/, e.g. where the paper's MPE numbers come from) follow
 its rows.
+A cell whose runs had not converged is marked: ‡ when its learning curves still rise or fall over the last quarter
+of the budget, ? when their evaluations are too noisy to tell (analysis/convergence.py; the notes count both).
 Below the table, rliable aggregates over the table's tasks: IQM, mean, median and optimality gap of the normalised
 scores with 95% stratified-bootstrap intervals (analysis/stats.py).
 """
@@ -21,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from marlbench.analysis import convergence as conv
 from marlbench.analysis import references as refs
 from marlbench.analysis import stats
 from marlbench.analysis.reader import Results, ResultsError
@@ -44,6 +47,7 @@ class Cell:
     paper: refs.PaperCell | None = None
     comparable: bool | None = None
     why_not: str = ""
+    convergence: conv.Convergence | None = None  # the plateau test of the cell's learning curves
 
     @property
     def n(self) -> int:
@@ -117,10 +121,20 @@ class Table:
         text = f"{self.fmt(cell.mean)} {PM} {self.fmt(2 * cell.std)}"
         if cell.n != len(self.seeds):
             text += f" (n={cell.n})"
-        return text
+        return text + convergence_mark(cell)
 
 
 # --------------------------------------------------------------------------------------------- build
+CONVERGENCE_MARKS = {conv.RISING: "‡", conv.FALLING: "‡", conv.UNDETERMINED: "?"}
+
+
+def convergence_mark(cell: Cell | None) -> str:
+    """'‡' (still rising or falling at the budget), '?' (too noisy to tell) or '' (plateau, or no usable curve)."""
+    if cell is None or cell.convergence is None:
+        return ""
+    return CONVERGENCE_MARKS.get(cell.convergence.verdict, "")
+
+
 def _dense_ranks(values: dict[str, float | None], decimals: int) -> dict[str, int | None]:
     shown = {a: round(v, decimals) for a, v in values.items() if v is not None}
     levels = sorted(set(shown.values()), reverse=True)
@@ -187,6 +201,8 @@ def build_table(results: Results, suite: str = "auto", allow_missing: bool = Fal
     table.profiles = sorted({str(p) for p in runs["profile"]})
     table.sources = sorted({str(p) for p in runs["source"]})
     grouped = {key: g.sort_values("seed") for key, g in runs.groupby(["task", "algorithm"])}
+    curves = results.curves
+    convergence = conv.convergence_by_cell(curves[curves["algorithm"].isin(algorithms) & curves["task"].isin(tasks)])
     for bench, label, metric, section_tasks in layout:
         column = _metric_column(metric)
         ps = paper_sections.get(bench)
@@ -210,7 +226,7 @@ def build_table(results: Results, suite: str = "auto", allow_missing: bool = Fal
                                        f"references?)")
                 cell = Cell(algo, task, vals, [int(s) for s in g["seed"]],
                             sorted({str(s) for s in g["source"]}), sorted({str(p) for p in g["profile"]}),
-                            paper=paper_row.get(algo))
+                            paper=paper_row.get(algo), convergence=convergence.get((algo, task)))
                 if paper_row:
                     why = []
                     bad_sources = [s for s in cell.sources if not refs.same_source(s, tuple(sources or ()))]
@@ -231,6 +247,7 @@ def build_table(results: Results, suite: str = "auto", allow_missing: bool = Fal
         section.average_rank = _dense_ranks(section.average, decimals)
         table.sections.append(section)
 
+    _convergence_notes(table)
     for bench_section in table.sections:
         reasons = sorted({r.comparability for r in bench_section.rows if r.comparability.startswith("not")})
         for reason in reasons:
@@ -238,6 +255,32 @@ def build_table(results: Results, suite: str = "auto", allow_missing: bool = Fal
     if bootstrap:
         _aggregates(table, results, tasks, algorithms, reps, seed)
     return table
+
+
+def _convergence_notes(table: Table) -> None:
+    """Count the cells per convergence verdict, and say what the marks mean."""
+    verdicts: dict[str, list[str]] = {}
+    for section in table.sections:
+        for row in section.rows:
+            for algo, cell in row.cells.items():
+                if cell is not None:
+                    verdict = cell.convergence.verdict if cell.convergence else conv.UNKNOWN
+                    verdicts.setdefault(verdict, []).append(f"{refs.algorithm_label(algo)} on {row.task}")
+    if not verdicts:
+        return
+    text = (f"convergence (plateau test of the learning curves, analysis/convergence.py; tolerance {conv.TOLERANCE:g} "
+            f"normalised points over the last quarter of the budget): {len(verdicts.get(conv.PLATEAU, []))} cells "
+            f"converged")
+    moving = verdicts.get(conv.RISING, []) + verdicts.get(conv.FALLING, [])
+    if moving:
+        text += f"; ‡ still rising or falling at the budget ({len(moving)}): {', '.join(moving)}"
+    if conv.UNDETERMINED in verdicts:
+        text += (f"; ? {len(verdicts[conv.UNDETERMINED])} cells whose curve evaluations are too noisy to tell "
+                 f"(more curve-evaluation episodes or points would decide)")
+    if conv.UNKNOWN in verdicts:
+        text += (f"; {len(verdicts[conv.UNKNOWN])} cells without a usable curve (fewer than two evaluations in the "
+                 f"last quarter, or records that predate the recorded evaluation std)")
+    table.notes.append(text)
 
 
 def _aggregates(table: Table, results: Results, tasks: list[str], algorithms: list[str], reps: int,
@@ -354,7 +397,8 @@ def render_latex(table: Table) -> str:
     has_paper = table.show_paper and any(r.paper for s in table.sections for r in s.rows)
 
     def num(text: str, rank: int | None) -> str:
-        body = "$" + text.replace(PM, r"\pm") + "$" if text != "-" else "--"
+        math = text.replace(PM, r"\pm").replace("‡", r"^{\ddagger}").replace("?", "^{?}")
+        body = "$" + math + "$" if text != "-" else "--"
         return rf"\textbf{{{body}}}" if rank == 1 else rf"\underline{{{body}}}" if rank == 2 else body
 
     def paper_tex(p: refs.PaperCell | None) -> str:
@@ -411,7 +455,8 @@ def render_latex(table: Table) -> str:
 
 CSV_COLUMNS = ["table", "row", "benchmark", "task", "scenario", "quality", "algorithm", "metric", "n_seeds",
                "seeds", "mean", "std", "two_std", "display", "rank", "bold", "underline", "paper_mean",
-               "paper_two_std", "paper_mark", "comparable", "not_comparable_because", "sources", "profiles"]
+               "paper_two_std", "paper_mark", "comparable", "not_comparable_because", "sources", "profiles",
+               "convergence"]
 AGG_COLUMNS = ["table", "algorithm", "aggregate", "point", "ci_low", "ci_high", "confidence", "method", "reps",
                "random_state", "tasks", "runs"]
 
@@ -436,13 +481,14 @@ def render_csv(table: Table) -> str:
                             _f(p.mean if p else None), _f(p.two_std if p else None), (p.mark or "") if p else "",
                             "" if c is None or c.comparable is None else int(c.comparable),
                             c.why_not if c else "", " ".join(c.sources) if c else "",
-                            " ".join(c.profiles) if c else ""])
+                            " ".join(c.profiles) if c else "",
+                            c.convergence.verdict if c and c.convergence else ""])
         for a in table.algorithms:
             p, v = s.paper_average.get(a), s.average[a]
             rank = s.average_rank[a]
             w.writerow([table.name, "average", s.benchmark, "", "", "", a, s.metric, "", "", _f(v), "", "",
                         table.fmt(v), rank or "", int(rank == 1), int(rank == 2), _f(p.mean if p else None), "",
-                        (p.mark or "") if p else "", "", "", "", ""])
+                        (p.mark or "") if p else "", "", "", "", "", ""])
         for note in s.notes:  # the section's notes on the published values: the text in `display`
             w.writerow([table.name, "note", s.benchmark, "", "", "", "", s.metric] + [""] * 5 + [note] +
                        [""] * (len(CSV_COLUMNS) - 14))

@@ -458,3 +458,37 @@ def test_generative_baselines_get_their_labels_and_the_papers_column_order(tmp_p
     assert [refs.algorithm_label(a) for a in t2.algorithms] == ["MATD3BC", "MACQL", "ICQ", "OMAR", "OMIGA",
                                                                 "MADiff-D", "MAC-Flow"]
     assert "madiff-c" not in t1.algorithms + t2.algorithms and "ma-fql" not in t1.algorithms + t2.algorithms
+
+
+def test_cells_that_had_not_converged_are_marked(tmp_path):
+    """A cell whose curves still rise over the last quarter of the budget gets ‡, a flat precise one no mark, a flat
+    noisy one ?, and the notes count them (analysis/convergence.py)."""
+    from marlbench.analysis import references as refs
+    from marlbench.analysis.reader import read_results
+    from marlbench.analysis.tables import build_table, render_csv, render_latex, render_markdown
+
+    task = "mpe/spread-expert"
+    ref = refs.reference(task)
+    points = {"rising": (0.2, 0.5, 0.8, 1.0), "flat": (0.9, 0.9, 0.9, 0.9), "noisy": (0.9, 0.9, 0.9, 0.9)}
+    for algo, fractions in points.items():
+        std = (ref.expert - ref.random) * (1.0 if algo == "noisy" else 0.02)
+        for seed in (0, 1, 2):
+            returns = [ref.random + f * (ref.expert - ref.random) + seed for f in fractions]
+            d = write_run(tmp_path, task, algo, seed, returns[-1])
+            lines = [{"step": STEPS * (k + 1) // 4, "curve": True, "return_mean": r, "return_std": std,
+                      **({"final": True} if k == 3 else {})} for k, r in enumerate(returns)]
+            (d / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+            config = json.loads((d / "config.json").read_text())
+            config["config"] = {"protocol": {"curve_eval_episodes": 10}}
+            (d / "config.json").write_text(json.dumps(config))
+    table = build_table(read_results(tmp_path), "auto", bootstrap=False)
+    cells = table.sections[0].rows[0].cells
+    assert cells["rising"].convergence.verdict == "rising" and table.cell_text(cells["rising"]).endswith("‡")
+    assert cells["flat"].convergence.converged and table.cell_text(cells["flat"])[-1].isdigit()
+    assert cells["noisy"].convergence.verdict == "undetermined" and table.cell_text(cells["noisy"]).endswith("?")
+    note = next(n for n in table.notes if n.startswith("convergence"))
+    assert "1 cells converged" in note and "(1): rising on mpe/spread-expert" in note and "? 1 cells" in note
+    assert "‡" in render_markdown(table) and r"^{\ddagger}" in render_latex(table)
+    verdicts = {r.split(",")[6]: r.split(",")[-1] for r in render_csv(table).splitlines()[1:]
+                if r.split(",")[1] == "cell"}
+    assert verdicts == {"rising": "rising", "flat": "plateau", "noisy": "undetermined"}
