@@ -20,7 +20,9 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -66,8 +68,8 @@ def _init_worker(queue, parent_pid: int) -> None:
     _progress_queue = queue
 
 
-def _job(algorithm: str, algo_module: str, task: Task, seed: int, resolved: ResolvedConfig, results_root: Path,
-         device: str) -> dict[str, Any]:
+def seed_job(algorithm: str, algo_module: str, task: Task, seed: int, resolved: ResolvedConfig, results_root: Path,
+             device: str) -> dict[str, Any]:
     """One seed in a spawned worker. The task arrives pickled; the algorithm registers when its module is imported
     (built-in or plugin alike), so the worker needs no catalogue."""
     importlib.import_module(algo_module)
@@ -118,8 +120,7 @@ def run_local(
 def _run_in_workers(algorithm: str, task: Task, seeds: list[int], resolved: ResolvedConfig, results_root: Path,
                     device: str, workers: int, show_progress: bool) -> list[dict[str, Any]]:
     steps = resolved.protocol.steps
-    ctx = mp.get_context("spawn")  # fork after torch has started threads can deadlock
-    queue = ctx.Queue()
+    queue = progress_queue()
     bar = tqdm(total=steps * len(seeds), desc=f"{algorithm} {task.name} {len(seeds)} seeds x {workers} workers",
                unit="step", dynamic_ncols=True, disable=not show_progress, mininterval=1.0)
     done_steps = {s: 0 for s in seeds}
@@ -139,25 +140,42 @@ def _run_in_workers(algorithm: str, task: Task, seeds: list[int], resolved: Reso
     pumper = threading.Thread(target=pump, daemon=True)
     pumper.start()
     algo_module = ALGORITHMS.get(algorithm).__module__
+    try:
+        with guarded_pool(workers, queue) as pool:
+            futures = [pool.submit(seed_job, algorithm, algo_module, task, s, resolved, results_root, device)
+                       for s in seeds]
+            records = [f.result() for f in futures]
+    finally:
+        queue.put(None)
+        pumper.join(timeout=5)
+        bar.close()
+    return records
+
+
+def progress_queue():
+    """The workers' channel to the parent (progress and log lines), from the spawn context the pool uses."""
+    return mp.get_context("spawn").Queue()
+
+
+@contextmanager
+def guarded_pool(workers: int, queue) -> Iterator[ProcessPoolExecutor]:
+    """A pool of spawned worker processes that die with this process (SIGKILL included) and are killed when the
+    block is left by an exception, Ctrl-C or SIGTERM; their seeds resume from their checkpoints next time."""
+    ctx = mp.get_context("spawn")  # fork after torch has started threads can deadlock
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
                                initargs=(queue, os.getpid()))
     previous_term = signal.signal(signal.SIGTERM, _raise_interrupt) if _main_thread() else None
     try:
-        futures = [pool.submit(_job, algorithm, algo_module, task, s, resolved, results_root, device) for s in seeds]
-        records = [f.result() for f in futures]
+        yield pool
     except BaseException:
-        for child in mp.active_children():  # the workers; their seeds resume from their checkpoints next time
+        for child in mp.active_children():
             child.kill()
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     finally:
         if previous_term is not None:
             signal.signal(signal.SIGTERM, previous_term)
-        queue.put(None)
-        pumper.join(timeout=5)
-        bar.close()
     pool.shutdown()
-    return records
 
 
 def _main_thread() -> bool:

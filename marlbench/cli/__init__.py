@@ -112,6 +112,29 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """`marlbench sweep SUITE`: every (algorithm, task, seed) of a suite (marlbench/sweep.py, docs/SWEEPS.md)."""
+    from marlbench.sweep import Suite, describe_plan, expand, run_sweep
+
+    suite = Suite.load(args.suite)
+    results = Path(args.results)
+    if args.dry_run:
+        for line in describe_plan(suite, expand(suite), results):
+            print(line)
+        return 0
+    summary = run_sweep(suite, results, args.executor, args.workers, args.retries, args.address, args.device,
+                        show_progress=not args.no_progress)
+    print(f"suite {suite.name}: {len(summary.complete)} seeds complete, {len(summary.failed)} failed, "
+          f"{len(summary.skipped)} algorithm/task pairs skipped, {summary.seconds:.0f} s")
+    for label, attempts in summary.retried.items():
+        print(f"  retried: {label} ({attempts} failed attempt(s) before it completed)")
+    for label, error in summary.failed.items():
+        print(f"  failed: {label}: {error}")
+    if summary.failed:
+        print("re-run the same command to retry the failed seeds (complete ones are skipped)")
+    return 0 if summary.ok else 1
+
+
 def cmd_data(args: argparse.Namespace) -> int:
     """`marlbench data ACTION`: the action's options, unpacked into its typed function in marlbench/cli/data.py."""
     _catalog()
@@ -430,6 +453,26 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("--no-paper", action="store_true", help="leave out the paper's values")
     table.add_argument("--decimals", type=int, default=1)
     table.set_defaults(func=cmd_table)
+
+    sweep = sub.add_parser("sweep", help="run a suite (algorithms x tasks x seeds) on local processes or Ray",
+                           description="Run every (algorithm, task, seed) of a suite file (configs/suites/*.yaml, "
+                                       "docs/SWEEPS.md). Complete seeds are skipped, interrupted ones resume, failed "
+                                       "ones are retried and then recorded (seed_k/failure.json).")
+    sweep.add_argument("suite", help="suite file (e.g. configs/suites/mpe-reference.yaml) or a bundled suite's name")
+    sweep.add_argument("--executor", choices=("local", "ray"), default="local",
+                       help="local: one process per core (default); ray: one Ray task per seed")
+    sweep.add_argument("--address", help="ray: the cluster to join (e.g. auto or ray://head:10001); default: start "
+                                         "a local Ray cluster")
+    sweep.add_argument("--workers", type=int, help="local: parallel processes (default one per core); ray, local "
+                                                   "cluster: its CPUs")
+    sweep.add_argument("--retries", type=int, default=1, help="retries of a failing seed before it is recorded as "
+                                                              "failed (default 1)")
+    sweep.add_argument("--results", default="results", help="results root directory (default ./results); with Ray "
+                                                            "it must be visible to every node")
+    sweep.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (ray: each task asks for one GPU)")
+    sweep.add_argument("--dry-run", action="store_true", help="list the seeds and their status, run nothing")
+    sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sweep.set_defaults(func=cmd_sweep)
 
     export = sub.add_parser("export", help="export run records (marl-eval JSON)")
     export.add_argument("what", choices=("marl-eval",))
