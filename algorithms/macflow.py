@@ -22,7 +22,7 @@ from __future__ import annotations
 import copy
 import itertools
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -39,6 +39,7 @@ from marlbench.nn import AgentMLP, EnsembleMLP, gradient_step, make_adam, polyak
 
 @dataclass
 class MACFlowConfig(AlgoConfig):
+    tuning_grid: ClassVar[dict[str, tuple]] = {"alpha": (0.3, 1.0, 3.0, 10.0)}  # distillation vs Q (Eq. 9)
     alpha: float = 3.0  # distillation coefficient of Eq. (9) (App. G.4; reference code default 1.0)
     flow_steps: int = 10  # Euler steps M (App. E, Alg. 2)
     critic_ensemble: int = 2

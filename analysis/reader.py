@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # pandas is the [analysis] extra, imported when results are r
 RUN_COLUMNS = [
     "algorithm", "task", "benchmark", "scenario", "quality", "dataset", "seed", "step", "return", "return_std",
     "normalised_score", "recorded_normalised_score", "inference_ms", "train_seconds", "profile", "run_id",
-    "source", "checksum", "win_rate", "returns", "finished_at", "path", "action_kind",
+    "source", "checksum", "win_rate", "returns", "finished_at", "path", "action_kind", "tuning_trials",
 ]
 CURVE_COLUMNS = ["algorithm", "task", "benchmark", "dataset", "seed", "step", "return", "normalised_score",
                  "final", "profile", "run_id", "return_std", "episodes"]
@@ -237,6 +237,8 @@ def _run_row(seed_dir: Path, final: dict, config: dict | None, warnings: list[st
         "checksum": dataset.get("checksum"), "win_rate": final.get("win_rate"),
         "returns": final.get("returns"), "finished_at": final.get("finished_at"), "path": str(seed_dir),
         "action_kind": ((config or {}).get("spec") or {}).get("action_kind"),
+        # trials per task of the tuning that chose this run's values (`marlbench tune`); None: defaults
+        "tuning_trials": (((config or {}).get("config") or {}).get("tuning") or {}).get("trials"),
     }
 
 

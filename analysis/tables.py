@@ -248,6 +248,7 @@ def build_table(results: Results, suite: str = "auto", allow_missing: bool = Fal
         table.sections.append(section)
 
     _convergence_notes(table)
+    _tuning_note(table, runs)
     for bench_section in table.sections:
         reasons = sorted({r.comparability for r in bench_section.rows if r.comparability.startswith("not")})
         for reason in reasons:
@@ -255,6 +256,24 @@ def build_table(results: Results, suite: str = "auto", allow_missing: bool = Fal
     if bootstrap:
         _aggregates(table, results, tasks, algorithms, reps, seed)
     return table
+
+
+def _tuning_note(table: Table, runs) -> None:
+    """How each algorithm's hyperparameters were chosen: "tuned (k trials per task)" or "defaults"."""
+    parts = []
+    for algo in table.algorithms:
+        trials = runs.loc[runs["algorithm"] == algo, "tuning_trials"]
+        if trials.empty:
+            continue
+        if trials.isna().all():
+            parts.append(f"{refs.algorithm_label(algo)} defaults")
+        elif trials.notna().all() and trials.nunique() == 1:
+            parts.append(f"{refs.algorithm_label(algo)} tuned ({int(trials.iloc[0])} trials per task)")
+        else:
+            parts.append(f"{refs.algorithm_label(algo)} mixed (tuned in {int(trials.notna().sum())} of {len(trials)} "
+                         f"runs)")
+    if parts:
+        table.notes.append("hyperparameters: " + "; ".join(parts))
 
 
 def _convergence_notes(table: Table) -> None:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
@@ -46,6 +46,7 @@ from marlbench.rl import batch_softmax_weights, effective_sample_size, make_mixe
 
 @dataclass
 class ICQConfig(AlgoConfig):
+    tuning_grid: ClassVar[dict[str, tuple]] = {"policy_beta": (0.3, 1.0, 3.0, 10.0)}  # actor temperature
     critic_beta: float = 10.0  # temperature of the critic's in-sample weights (std units; reference 1000 raw)
     policy_beta: float = 1.0  # temperature of the actor's advantage weights (std units; reference 0.1 raw)
     weight_scale: Literal["std", "raw"] = "std"  # std: softmax of standardised values (scale-free); raw: reference

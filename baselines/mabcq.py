@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -41,6 +41,7 @@ from marlbench.rl import make_mixer, td_target, update_target
 
 @dataclass
 class MABCQConfig(AlgoConfig):
+    tuning_grid: ClassVar[dict[str, tuple]] = {"threshold": (0.1, 0.3, 0.5, 0.7)}
     critic_ensemble: int = 2  # twin Q-networks (paper F.1)
     mixer: MixerKind = "mean"
     mixer_embed: int = 128

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
@@ -43,6 +43,7 @@ from marlbench.rl import cql_penalty_continuous, cql_penalty_discrete, make_mixe
 
 @dataclass
 class MACQLConfig(AlgoConfig):
+    tuning_grid: ClassVar[dict[str, tuple]] = {"cql_weight": (0.5, 1.0, 3.0, 10.0)}
     cql_weight: float = 3.0  # conservative weight (paper F.1; CQL reference min_q_weight 5.0 for MuJoCo)
     cql_samples: int = 10  # actions per proposal (uniform, pi(o), pi(o')) in the continuous log-sum-exp (paper)
     critic_ensemble: int = 2  # twin Q-networks (paper F.1)

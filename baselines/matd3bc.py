@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import itertools
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +32,7 @@ from marlbench.rl import make_mixer, smoothed_target_actions, td_target
 
 @dataclass
 class MATD3BCConfig(AlgoConfig):
+    tuning_grid: ClassVar[dict[str, tuple]] = {"alpha": (1.0, 2.5, 5.0, 10.0)}  # TD3+BC trade-off
     alpha: float = 2.5  # BC trade-off of TD3+BC (App. F.1: 2.5 for all environments)
     policy_noise: float = 0.2  # target policy smoothing std (TD3), in action units
     noise_clip: float = 0.5

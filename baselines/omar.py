@@ -25,7 +25,7 @@ import copy
 import itertools
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -42,6 +42,7 @@ from marlbench.rl import cem_search, cql_penalty_continuous, smoothed_target_act
 
 @dataclass
 class OMARConfig(AlgoConfig):
+    tuning_grid: ClassVar[dict[str, tuple]] = {"cql_alpha": (0.5, 1.0, 3.0, 5.0)}  # the reference's range
     cql_alpha: float = 3.0  # CQL weight (App. F.1; the reference tunes it per dataset, 0.5-5.0)
     cql_samples: int = 10  # uniform OOD actions per state (App. F.1)
     # "uniform": the reference's MPE branch; "uniform+policy": its MA-MuJoCo branch also scores noisy policy

@@ -22,7 +22,7 @@ from __future__ import annotations
 import copy
 import itertools
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from torch import Tensor
@@ -39,6 +39,7 @@ from marlbench.rl import make_mixer, td_target
 
 @dataclass
 class OMIGAConfig(AlgoConfig):
+    tuning_grid: ClassVar[dict[str, tuple]] = {"alpha": (1.0, 3.0, 10.0, 30.0)}
     alpha: float = 10.0  # advantage scale (App. F.1)
     z_clip: float = 10.0  # z clamped to [-z_clip, z_clip] (reference)
     weight_clip: float = 100.0  # policy weights min(exp(z), weight_clip) (App. F.1); 0 = off (reference code)

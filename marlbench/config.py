@@ -13,7 +13,7 @@ import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 from importlib import resources
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
@@ -25,6 +25,10 @@ PROFILES = ("paper", "quick")
 @dataclass
 class AlgoConfig:
     """Hyperparameters shared by every algorithm (paper App. F/G.4)."""
+
+    # `marlbench tune`: the grid over the algorithm's key trade-off coefficient, the same number of values for every
+    # algorithm that has one (marlbench/tuning.py); empty: nothing to tune (BC-like algorithms)
+    tuning_grid: ClassVar[dict[str, tuple]] = {}
 
     hidden_dims: tuple[int, ...] = (512, 512, 512, 512)
     layer_norm: bool = True
@@ -201,6 +205,8 @@ class ResolvedConfig:
     protocol: ProtocolConfig
     profile: str
     preset: str | None = None
+    # where tuned values came from: {"file", "trials", "seeds", "values"} (marlbench/tuning.py); None: defaults
+    tuning: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -210,6 +216,8 @@ class ResolvedConfig:
         }
         if self.preset:  # only when used, so records without a preset keep their run ids
             out["preset"] = self.preset
+        if self.tuning:  # likewise
+            out["tuning"] = self.tuning
         return out
 
 

@@ -17,6 +17,7 @@ re-run with the same command.
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 import sys
@@ -170,12 +171,13 @@ def _import_modules(modules: Iterable[str]) -> None:
             raise ConfigError(f"suite import {module!r} failed: {err}") from None
 
 
-def expand(suite: Suite, extra: dict[str, dict[str, dict[str, Any]]] | None = None, seeds: Iterable[int] | None = None,
+def expand(suite: Suite, tuned: tuple[dict, dict] | None = None, seeds: Iterable[int] | None = None,
            prepare_data: bool = False, log: Callable[[str], None] = print) -> Plan:
-    """The suite's units, in suite order (task-major). ``extra``: {algorithm: {task: overrides}} layered last (tuned
-    values). ``prepare_data`` generates missing datasets (otherwise units of a task without data have no run id
-    yet). Unknown names fail with the closest names; impossible pairings and tasks that cannot run here are listed
-    in ``Plan.skipped``."""
+    """The suite's units, in suite order (task-major). ``tuned``: (values {algorithm: {task: overrides}}, record)
+    from ``tuning.load_tuned``; the values are layered last and the record goes into the run's config
+    (``config.tuning``). ``prepare_data`` generates missing datasets (otherwise units of a task without data have no
+    run id yet). Unknown names fail with the closest names; impossible pairings and tasks that cannot run here are
+    listed in ``Plan.skipped``."""
     catalog.load()
     _import_modules(suite.imports)
     algos = [(entry, ALGORITHMS.get(entry.name)) for entry in suite.algorithms]
@@ -200,8 +202,11 @@ def expand(suite: Suite, extra: dict[str, dict[str, dict[str, Any]]] | None = No
                 continue
             overrides = _applicable(cls, {**suite.common, **suite.overrides.get(task.name, {})})
             overrides.update(entry.overrides)
-            overrides.update(((extra or {}).get(cls.name) or {}).get(task.name) or {})
+            values = ((tuned[0] if tuned else {}).get(cls.name) or {}).get(task.name) or {}
+            overrides.update(values)
             resolved = resolve(cls, task.benchmark, suite.profile, suite.steps, overrides, task=task.name)
+            if values:
+                resolved = dataclasses.replace(resolved, tuning={**tuned[1], "values": values})
             for seed in seeds:
                 rid, paths = (None, None) if pending_data else seed_paths(cls, task, resolved, Path("."), seed)
                 units.append(Unit(cls.name, task, seed, resolved, rid, paths))
@@ -275,7 +280,7 @@ def _record_failure(unit: Unit, attempts: int, error: BaseException | str, trace
 
 def run_sweep(suite: Suite, results_root: Path, executor: str = "local", workers: int | None = None,
               retries: int = 1, address: str | None = None, device: str = "cpu", show_progress: bool = True,
-              extra: dict | None = None, seeds: Iterable[int] | None = None,
+              tuned: tuple[dict, dict] | None = None, seeds: Iterable[int] | None = None,
               log: Callable[[str], None] = print) -> SweepSummary:
     """Run every unit of ``suite`` that is not complete; see the module docstring."""
     if executor not in EXECUTORS:
@@ -285,7 +290,7 @@ def run_sweep(suite: Suite, results_root: Path, executor: str = "local", workers
     if workers is not None and workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}")
     t0 = time.perf_counter()
-    plan = expand(suite, extra, seeds, prepare_data=True, log=log)
+    plan = expand(suite, tuned, seeds, prepare_data=True, log=log)
     units = [rooted(u, results_root) for u in plan.units]
     summary = SweepSummary(skipped=plan.skipped)
     todo = []

@@ -115,15 +115,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     """`marlbench sweep SUITE`: every (algorithm, task, seed) of a suite (marlbench/sweep.py, docs/SWEEPS.md)."""
     from marlbench.sweep import Suite, describe_plan, expand, run_sweep
+    from marlbench.tuning import load_tuned
 
     suite = Suite.load(args.suite)
     results = Path(args.results)
+    tuned = load_tuned(args.tuned) if args.tuned else None
     if args.dry_run:
-        for line in describe_plan(suite, expand(suite), results):
+        for line in describe_plan(suite, expand(suite, tuned), results):
             print(line)
         return 0
     summary = run_sweep(suite, results, args.executor, args.workers, args.retries, args.address, args.device,
-                        show_progress=not args.no_progress)
+                        show_progress=not args.no_progress, tuned=tuned)
     print(f"suite {suite.name}: {len(summary.complete)} seeds complete, {len(summary.failed)} failed, "
           f"{len(summary.skipped)} algorithm/task pairs skipped, {summary.seconds:.0f} s")
     for label, attempts in summary.retried.items():
@@ -133,6 +135,36 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if summary.failed:
         print("re-run the same command to retry the failed seeds (complete ones are skipped)")
     return 0 if summary.ok else 1
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    """`marlbench tune SUITE`: the equal-budget grid on tuning seeds, then the selection (marlbench/tuning.py)."""
+    from marlbench.sweep import Suite, describe_plan, expand
+    from marlbench.tuning import tune, tuning_suite
+
+    suite = Suite.load(args.suite)
+    out = Path(args.out or f"configs/tuned/{suite.profile}.yaml")
+    results = Path(args.results)
+    if args.dry_run:
+        grid = tuning_suite(suite)
+        for line in describe_plan(grid, expand(grid), results):
+            print(line)
+        return 0
+    summary, selection = tune(suite, results, out, args.executor, args.workers, args.retries, args.address,
+                              args.device, show_progress=not args.no_progress)
+    if selection is None:
+        for label, error in summary.failed.items():
+            print(f"  failed: {label}: {error}")
+        print("some tuning runs failed; re-run the same command to retry them (complete ones are skipped)")
+        return 1
+    print(f"tuned {len(selection['values'])} algorithms on {len(suite.tasks)} tasks, "
+          f"{selection['trials_per_task']} trials per task on seeds {selection['tuning_seeds']} -> {out}")
+    for algo, tasks in selection["values"].items():
+        for task, values in tasks.items():
+            print(f"  {algo:<10} {task:<32} {values}")
+    if selection["untuned"]:
+        print(f"  no grid (defaults): {', '.join(selection['untuned'])}")
+    return 0
 
 
 def cmd_data(args: argparse.Namespace) -> int:
@@ -470,9 +502,29 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--results", default="results", help="results root directory (default ./results); with Ray "
                                                             "it must be visible to every node")
     sweep.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (ray: each task asks for one GPU)")
+    sweep.add_argument("--tuned", metavar="FILE", help="use the values `marlbench tune` selected (e.g. "
+                                                     "configs/tuned/quick.yaml); records say so")
     sweep.add_argument("--dry-run", action="store_true", help="list the seeds and their status, run nothing")
     sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
     sweep.set_defaults(func=cmd_sweep)
+
+    tune_p = sub.add_parser("tune", help="equal-budget tuning: every algorithm's grid on tuning seeds, then the "
+                                         "selection per task", description="Train every algorithm's tuning grid "
+                                         "(Config.tuning_grid, the same size for all) on the suite's tuning seeds "
+                                         "(disjoint from its report seeds), select per task by the final score and "
+                                         "write the values (docs/SWEEPS.md).")
+    tune_p.add_argument("suite", help="suite file or bundled suite name")
+    tune_p.add_argument("--out", metavar="FILE", help="tuned config to write (default configs/tuned/<profile>.yaml)")
+    tune_p.add_argument("--results", default="results/tuning", help="where the grid's runs go (default "
+                                                                     "./results/tuning)")
+    tune_p.add_argument("--executor", choices=("local", "ray"), default="local")
+    tune_p.add_argument("--address", help="ray: the cluster to join")
+    tune_p.add_argument("--workers", type=int, help="parallel processes (default one per core)")
+    tune_p.add_argument("--retries", type=int, default=1)
+    tune_p.add_argument("--device", default="cpu")
+    tune_p.add_argument("--dry-run", action="store_true", help="list the grid's runs and their status")
+    tune_p.add_argument("--no-progress", action="store_true")
+    tune_p.set_defaults(func=cmd_tune)
 
     export = sub.add_parser("export", help="export run records (marl-eval JSON)")
     export.add_argument("what", choices=("marl-eval",))

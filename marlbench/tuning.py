@@ -1,0 +1,141 @@
+"""`marlbench tune SUITE`: the equal-budget tuning protocol.
+
+Every algorithm declares a grid over its key trade-off coefficient (``Config.tuning_grid``), with the same number of
+values for every algorithm that has one (BC-like algorithms have none and run with their defaults). For each task of
+the suite, every grid value trains on the suite's TUNING seeds (``tuning: {seeds: [...]}`` in the suite file,
+default 1000 and 1001), which must be disjoint from its report seeds, so selection never sees a reported run. The
+value with the best mean final score over the tuning seeds (normalised where the task has references, else the
+raw return; ties go to the earlier grid value) is written per (algorithm, task) to ``configs/tuned/<profile>.yaml``
+(or ``--out``), with every value's score and the trial count.
+
+`marlbench sweep SUITE --tuned FILE` then runs the report seeds with those values; their records carry
+``config.tuning`` (file, trials per task, tuning seeds, the values), and `marlbench table` says per algorithm
+"tuned (k trials per task)" or "defaults".
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from marlbench.errors import ConfigError, MarlbenchError
+from marlbench.registry import ALGORITHMS
+from marlbench.results import atomic_write_bytes
+from marlbench.sweep import AlgorithmEntry, Suite, SweepSummary, expand, rooted, run_sweep
+
+DEFAULT_TUNING_SEEDS = (1000, 1001)
+
+
+def grid_points(algorithm: str) -> list[dict[str, Any]]:
+    """Every combination of the algorithm's grid, in grid order ([] when it has nothing to tune)."""
+    grid = ALGORITHMS.get(algorithm).Config.tuning_grid
+    if not grid:
+        return []
+    keys = list(grid)
+    return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
+
+
+def check_equal_budget(algorithms: list[str]) -> int:
+    """The common grid size of the algorithms that tune; a ConfigError naming the sizes if they differ."""
+    sizes = {a: len(grid_points(a)) for a in algorithms if grid_points(a)}
+    if len(set(sizes.values())) > 1:
+        raise ConfigError("tuning grids must have the same number of values for every algorithm (equal budget), "
+                          "got " + ", ".join(f"{a}: {n}" for a, n in sizes.items()))
+    return next(iter(sizes.values()), 0)
+
+
+def tuning_seeds(suite: Suite) -> tuple[int, ...]:
+    seeds = tuple(suite.tuning.get("seeds") or DEFAULT_TUNING_SEEDS)
+    overlap = sorted(set(seeds) & set(suite.seeds))
+    if overlap:
+        raise ConfigError(f"suite {suite.name}: tuning seeds {overlap} are also report seeds; selection must never "
+                          f"see a reported run (set `tuning: {{seeds: [...]}}` to seeds outside {list(suite.seeds)})")
+    return seeds
+
+
+def tuning_suite(suite: Suite) -> Suite:
+    """The suite's grid: one entry per (algorithm, grid value), on the tuning seeds."""
+    algorithms = [entry.name for entry in suite.algorithms]
+    check_equal_budget(algorithms)
+    entries = [AlgorithmEntry(entry.name, {**entry.overrides, **point})
+               for entry in suite.algorithms for point in grid_points(entry.name)]
+    if not entries:
+        raise ConfigError(f"suite {suite.name}: none of its algorithms has a tuning grid")
+    return dataclasses.replace(suite, name=f"{suite.name}-tuning", algorithms=tuple(entries),
+                               seeds=tuning_seeds(suite))
+
+
+def _score(record: dict) -> float:
+    value = record.get("normalised_score")
+    return float(record["return_mean"] if value is None else value)
+
+
+def select(suite: Suite, results_root: Path) -> dict[str, Any]:
+    """Read the grid's records and pick, per (algorithm, task), the value with the best mean score."""
+    grid = tuning_suite(suite)
+    plan = expand(grid)
+    scores: dict[tuple[str, str], dict[str, list[float]]] = {}
+    points: dict[str, dict[str, Any]] = {}
+    missing = []
+    for unit in (rooted(u, results_root) for u in plan.units):
+        keys = list(ALGORITHMS.get(unit.algorithm).Config.tuning_grid)
+        point = {k: getattr(unit.resolved.algorithm, k) for k in keys}
+        label = json.dumps(point, sort_keys=True)
+        points[label] = point
+        if unit.paths is None or not unit.paths.final.exists():
+            missing.append(unit.label)
+            continue
+        record = json.loads(unit.paths.final.read_text())
+        scores.setdefault((unit.algorithm, unit.task.name), {}).setdefault(label, []).append(_score(record))
+    if missing:
+        raise MarlbenchError(f"{len(missing)} tuning runs are not complete (e.g. {missing[0]}); run `marlbench tune` "
+                             f"again to finish them")
+    chosen: dict[str, dict[str, dict[str, Any]]] = {}
+    table: dict[str, dict[str, dict[str, float]]] = {}
+    for (algo, task), by_value in scores.items():
+        means = {label: statistics.fmean(v) for label, v in by_value.items()}
+        order = [json.dumps(p, sort_keys=True) for p in grid_points(algo)]
+        best = max(order, key=lambda label: (means[label], -order.index(label)))
+        chosen.setdefault(algo, {})[task] = points[best]
+        table.setdefault(algo, {})[task] = {label: round(m, 4) for label, m in means.items()}
+    trials = check_equal_budget([e.name for e in suite.algorithms])
+    return {
+        "suite": suite.name, "profile": suite.profile, "steps": suite.steps,
+        "selected_by": "best mean final score (normalised where the task has references) over the tuning seeds",
+        "tuning_seeds": list(grid.seeds), "report_seeds": list(suite.seeds), "trials_per_task": trials,
+        "untuned": sorted({e.name for e in suite.algorithms if not grid_points(e.name)}),
+        "values": chosen, "scores": table,
+    }
+
+
+def tune(suite: Suite, results_root: Path, out: Path, executor: str = "local", workers: int | None = None,
+         retries: int = 1, address: str | None = None, device: str = "cpu",
+         show_progress: bool = True) -> tuple[SweepSummary, dict[str, Any] | None]:
+    """Train the grid (a sweep: resumable, retried) and write the selection to ``out``."""
+    summary = run_sweep(tuning_suite(suite), results_root, executor, workers, retries, address, device,
+                        show_progress)
+    if not summary.ok:
+        return summary, None
+    selection = select(suite, results_root)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out, yaml.safe_dump(selection, sort_keys=False).encode())
+    return summary, selection
+
+
+def load_tuned(path: str | Path) -> tuple[dict[str, dict[str, dict[str, Any]]], dict[str, Any]]:
+    """The tuned values {algorithm: {task: {key: value}}} of a file written by `marlbench tune`, and the record
+    each tuned run carries (file, trials per task, tuning seeds)."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"tuned config {path} does not exist (write it with `marlbench tune SUITE --out {path}`)")
+    data = yaml.safe_load(path.read_text())
+    if not isinstance(data, dict) or not isinstance(data.get("values"), dict):
+        raise ConfigError(f"{path}: not a tuned config written by `marlbench tune` (no 'values' mapping)")
+    info = {"file": path.name, "suite": data.get("suite"), "trials": data.get("trials_per_task"),
+            "seeds": data.get("tuning_seeds")}
+    return data["values"], info

@@ -1,0 +1,74 @@
+"""`marlbench tune`: equal grids, tuning seeds disjoint from report seeds, selection by score, tuned sweeps whose
+records and tables say so (marlbench/tuning.py)."""
+import json
+
+import pytest
+import yaml
+
+from marlbench import catalog
+from marlbench.cli import main
+from marlbench.errors import ConfigError
+from marlbench.registry import ALGORITHMS
+from marlbench.sweep import Suite, expand
+from marlbench.tuning import check_equal_budget, grid_points, tuning_suite
+
+TINY = {"eval_episodes": 4, "latency_calls": 5, "latency_warmup": 1, "log_every": 20, "eval_every": 20,
+        "checkpoint_every": 20, "curve_eval_episodes": 2, "diagnostic_batch": 64}
+
+
+def write_suite(path, **kw):
+    data = {"name": "tiny", "profile": "quick", "steps": 40, "seeds": 2, "set": TINY, "algorithms": ["bc", "matd3bc"],
+            "tasks": ["mpe/spread-scripted"], "tuning": {"seeds": [100]}, **kw}
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_every_grid_has_the_same_size():
+    catalog.load()
+    names = list(ALGORITHMS.names())
+    size = check_equal_budget(names)
+    assert size == 4
+    tuned = {n for n in names if grid_points(n)}
+    assert {"macflow", "matd3bc", "macql", "omar", "icq", "omiga", "mabcq", "ma-fql"} <= tuned
+    assert "bc" not in tuned  # nothing to trade off: its budget goes to seeds
+    for name in tuned:
+        (key,) = ALGORITHMS.get(name).Config.tuning_grid  # one key trade-off coefficient each
+        assert hasattr(ALGORITHMS.get(name).Config(), key)
+
+
+def test_tuning_seeds_never_overlap_report_seeds(tmp_path):
+    with pytest.raises(ConfigError, match="also report seeds"):
+        tuning_suite(Suite.load(write_suite(tmp_path / "a.yaml", seeds=[0, 100])))
+    grid = tuning_suite(Suite.load(write_suite(tmp_path / "b.yaml")))
+    assert grid.seeds == (100,) and len(grid.algorithms) == 4  # matd3bc's four alphas; BC has no grid
+    for name in ("mpe-reference", "smoke"):  # the bundled suites' default tuning seeds are disjoint too
+        suite = Suite.load(name)
+        assert not set(tuning_suite(suite).seeds) & set(suite.seeds)
+
+
+def test_tune_selects_by_score_and_tuned_runs_say_so(tmp_path, spread_dataset, capsys):
+    suite = write_suite(tmp_path / "s.yaml")
+    out, grid_results, results = tmp_path / "tuned.yaml", tmp_path / "grid", tmp_path / "report"
+    assert main(["tune", str(suite), "--out", str(out), "--results", str(grid_results), "--workers", "2",
+                 "--no-progress"]) == 0
+    selection = yaml.safe_load(out.read_text())
+    assert selection["trials_per_task"] == 4 and selection["tuning_seeds"] == [100]
+    assert selection["untuned"] == ["bc"] and set(selection["values"]) == {"matd3bc"}
+    scores = selection["scores"]["matd3bc"]["mpe/spread-scripted"]
+    best = max(scores, key=scores.get)
+    assert selection["values"]["matd3bc"]["mpe/spread-scripted"] == json.loads(best)
+    # every grid run used a tuning seed, none a report seed
+    assert {json.loads(p.read_text())["seed"] for p in grid_results.rglob("final.json")} == {100}
+
+    assert main(["sweep", str(suite), "--tuned", str(out), "--results", str(results), "--workers", "2",
+                 "--no-progress"]) == 0
+    configs = {json.loads(p.read_text())["algorithm"]: json.loads(p.read_text())["config"]
+               for p in results.rglob("final.json")}
+    assert configs["matd3bc"]["tuning"]["trials"] == 4
+    assert configs["matd3bc"]["algorithm"]["alpha"] == json.loads(best)["alpha"]
+    assert "tuning" not in configs["bc"]
+    plan = expand(Suite.load(suite))
+    assert all(u.resolved.tuning is None for u in plan.units)  # without --tuned: the defaults' run ids
+    capsys.readouterr()
+    assert main(["table", "--results", str(results), "--reps", "50"]) == 0
+    assert "BC defaults; MATD3BC tuned (4 trials per task)" in capsys.readouterr().out
