@@ -15,10 +15,13 @@ from importlib import metadata
 from marlbench.algorithms.macflow import MACFlow
 from marlbench.baselines.bc import BC
 from marlbench.baselines.diffusion_bc import DiffusionBC
+from marlbench.baselines.dof import DoF
 from marlbench.baselines.flow_bc import FlowBC
 from marlbench.baselines.icq import ICQ
 from marlbench.baselines.mabcq import MABCQ
 from marlbench.baselines.macql import MACQL
+from marlbench.baselines.madiff import MADiffC, MADiffD
+from marlbench.baselines.mafql import MAFQL
 from marlbench.baselines.matd3bc import MATD3BC
 from marlbench.baselines.omar import OMAR
 from marlbench.baselines.omiga import OMIGA
@@ -26,7 +29,7 @@ from marlbench.families import games, mamujoco, mpe, smac
 from marlbench.families.public import register_public_tasks
 from marlbench.tasks import Family, register_family
 
-ALGORITHMS = (MACFlow, BC, MABCQ, MACQL, MATD3BC, ICQ, OMAR, OMIGA, FlowBC, DiffusionBC)
+ALGORITHMS = (MACFlow, BC, MABCQ, MACQL, MATD3BC, ICQ, OMAR, OMIGA, FlowBC, DiffusionBC, MAFQL, MADiffC, MADiffD, DoF)
 FAMILIES: tuple[Family, ...] = (
     smac.SMACV1,
     smac.SMACV2,

@@ -33,10 +33,10 @@ from typing import Any
 import yaml
 
 from marlbench import catalog
-from marlbench.config import PROFILES, ResolvedConfig, resolve
+from marlbench.config import PROFILES, ProtocolConfig, ResolvedConfig, resolve
 from marlbench.errors import ConfigError, IncompatibleError, MarlbenchError, UnavailableError, UnknownNameError
 from marlbench.executors import default_workers, guarded_pool, progress_queue, seed_job
-from marlbench.protocol import ensure_dataset, seed_paths
+from marlbench.protocol import ensure_dataset, run_seed, seed_paths
 from marlbench.registry import ALGORITHMS
 from marlbench.results import RunPaths, atomic_write_json
 from marlbench.tasks import Task, get_task
@@ -215,11 +215,7 @@ def expand(suite: Suite, tuned: tuple[dict, dict] | None = None, seeds: Iterable
 
 def _applicable(cls: type, overrides: dict[str, Any]) -> dict[str, Any]:
     """Suite-wide and per-task overrides apply to every algorithm that has the key (and to the protocol)."""
-    from dataclasses import fields
-
-    from marlbench.config import ProtocolConfig
-
-    names = {f.name for f in fields(cls.Config)} | {f.name for f in fields(ProtocolConfig)}
+    names = {f.name for f in dataclasses.fields(cls.Config)} | {f.name for f in dataclasses.fields(ProtocolConfig)}
     return {k: v for k, v in overrides.items() if k in names}
 
 
@@ -383,8 +379,6 @@ def _run_local(todo: list[Unit], results_root: Path, device: str, workers: int |
 def ray_unit(algorithm: str, algo_module: str, task: Task, seed: int, resolved: ResolvedConfig, results_root: str,
              device: str) -> dict[str, Any]:
     """One seed inside a Ray worker: the same call as a local worker's, minus the progress channel."""
-    from marlbench.protocol import run_seed
-
     importlib.import_module(algo_module)
     return run_seed(algorithm, task, seed, resolved, Path(results_root), device, show_bar=False)
 

@@ -8,8 +8,8 @@ ROOT = Path(__file__).resolve().parent.parent
 FOLDERS = {"marlbench": "marlbench", "algorithms": "marlbench.algorithms", "baselines": "marlbench.baselines",
            "analysis": "marlbench.analysis"}
 LOWER = ("marlbench.envs", "marlbench.data", "marlbench.behaviour")
-UPPER = ("marlbench.cli", "marlbench.executors", "marlbench.protocol", "marlbench.catalog", "marlbench.analysis",
-         "marlbench.families")
+UPPER = ("marlbench.cli", "marlbench.sweep", "marlbench.tuning", "marlbench.executors", "marlbench.protocol",
+         "marlbench.catalog", "marlbench.analysis", "marlbench.families")
 LAZY_IMPORTS_ALLOWED = {"marlbench.cli"}  # the package's __init__: `marlbench --help` must not import torch
 
 

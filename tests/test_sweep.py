@@ -58,7 +58,7 @@ def test_suite_files_are_checked(tmp_path):
 
 @pytest.mark.slow
 def test_local_sweep_skips_complete_seeds_and_resumes_after_a_kill(tmp_path, spread_dataset, capsys):
-    suite = write_suite(tmp_path / "s.yaml", algorithms=["bc", "macflow"], steps=200)
+    suite = write_suite(tmp_path / "s.yaml", algorithms=["bc", "macflow"], steps=120)
     results = tmp_path / "r"
     cmd = [sys.executable, "-m", "marlbench", "sweep", str(suite), "--results", str(results), "--workers", "2",
            "--no-progress"]

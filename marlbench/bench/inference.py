@@ -87,6 +87,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from marlbench.bench.batching import SIZES, SPREAD
 from marlbench.bench.train import BUSY_WARNING, _register_onednn_flops, _time_calls, machine_info
+from marlbench.config import apply_overrides, load_profile
 from marlbench.errors import IncompatibleError, MarlbenchError
 from marlbench.registry import ALGORITHMS
 from marlbench.results import atomic_write_json
@@ -100,7 +101,7 @@ TOLERANCE = 0.25  # relative, on the exponent
 # exponent in N of the total cost of one joint action, per class of Algorithm.inference_complexity (see above)
 EXPECTED_EXPONENTS = {"O(1)": 1.0, "O(K)": 1.0, "O(N K)": 1.0, "O(N^2 K)": 2.0}
 MIN_CALLS = 5
-DEFAULTS = {"envs": 32, "repeats": 200, "warmup": 5, "budget_seconds": 1.0, "threads": 1}
+DEFAULTS = {"envs": 32, "repeats": 200, "warmup": 5, "budget_seconds": 1.0, "threads": 1, "max_call_seconds": 2.0}
 
 
 def spread_spec() -> TaskSpec:
@@ -137,12 +138,32 @@ def inputs(spec: TaskSpec, envs: int, gen: torch.Generator) -> tuple[torch.Tenso
     return obs, legals
 
 
-def build(name: str, spec: TaskSpec, hidden: tuple[int, ...]):
-    """``name`` with random weights (seed 0) and its default Config at ``hidden``; raises IncompatibleError."""
+def build(name: str, spec: TaskSpec, hidden: tuple[int, ...], steps: int | None = None, size: str | None = None,
+          benchmark: str = "mpe"):
+    """``name`` with random weights (seed 0) and its default Config at ``hidden``, with the ``size`` profile's
+    per-algorithm section for ``benchmark`` applied (trajectory U-Net widths, horizons, K); ``steps`` overrides
+    the sampler's step count K (``diffusion_steps``). Raises IncompatibleError."""
     cls = ALGORITHMS.get(name)
     cls.check_compatible(spec)
+    cfg = cls.Config(hidden_dims=tuple(hidden))
+    if size is not None:
+        prof = load_profile(size)
+        for layer in (prof, (prof.get("benchmarks") or {}).get(benchmark) or {}):
+            own = {k: v for k, v in ((layer.get("algorithms") or {}).get(name) or {}).items() if k != "hidden_dims"}
+            cfg = apply_overrides(cfg, own, f"profile {size}")
+    if steps is not None:
+        cfg = dataclasses.replace(cfg, diffusion_steps=steps)
     torch.manual_seed(0)
-    return cls(spec, cls.Config(hidden_dims=tuple(hidden)), "cpu")
+    return cls(spec, cfg, "cpu")
+
+
+def sampler_steps(name: str, size: str | None = None, benchmark: str = "mpe") -> int | None:
+    """K of an algorithm whose act() runs a K-step diffusion chain (a ``diffusion_steps`` config field), else None."""
+    try:
+        cfg = build(name, spread_spec(), SIZES["quick"], size=size, benchmark=benchmark).cfg
+    except IncompatibleError:
+        return None
+    return getattr(cfg, "diffusion_steps", None)
 
 
 @torch.no_grad()
@@ -174,18 +195,71 @@ def time_act(algo, obs: torch.Tensor, legals: torch.Tensor | None, warmup: int, 
             "calls": calls, "warmup": warm, "other_processes_cores": info["other_processes_cores"]}
 
 
-def measure(name: str, spec: TaskSpec, hidden: tuple[int, ...], envs: int, warmup: int, repeats: int,
-            budget_seconds: float, timed: bool = True) -> dict:
-    """FLOPs per joint action and (if ``timed``) ms at batch 1 and at ``envs`` of one algorithm on ``spec``."""
-    algo = build(name, spec, hidden)
+def _measure_once(algo, spec: TaskSpec, envs: int, warmup: int, repeats: int, budget_seconds: float,
+                  timed: bool, parts: tuple[str, ...] = ("flops", "batch1", "batch")) -> dict:
     gen = torch.Generator().manual_seed(0)
     obs1, legals1 = inputs(spec, 1, gen)
-    out = {"parameters": sum(p.numel() for p in algo.parameters()),
-           "flops_per_joint_action": count_flops(algo, obs1, legals1)}
-    if timed:
+    obs, legals = inputs(spec, envs, gen)
+    out = {"parameters": sum(p.numel() for p in algo.parameters())}
+    if "flops" in parts:
+        out["flops_per_joint_action"] = count_flops(algo, obs1, legals1)
+    if timed and "batch1" in parts:
         out["batch1"] = time_act(algo, obs1, legals1, warmup, repeats, budget_seconds)
-        obs, legals = inputs(spec, envs, gen)
+    if timed and "batch" in parts:
         out["batch"] = time_act(algo, obs, legals, warmup, repeats, budget_seconds)
+    return out
+
+
+def _extrapolate(small: dict, large: dict, k_small: int, k_large: int, k: int) -> dict:
+    """v(K) = v(k1) + (K - k1) (v(k2) - v(k1)) / (k2 - k1) for every cost of a measurement: exact for FLOPs (each
+    sampler step is the same network call), an estimate for times (marked ``extrapolated_from_steps``)."""
+    def line(a, b):
+        return None if a is None or b is None else a + (k - k_small) * (b - a) / (k_large - k_small)
+
+    out = {"parameters": large["parameters"],
+           "flops_per_joint_action": None if large.get("flops_per_joint_action") is None else
+           int(round(line(small["flops_per_joint_action"], large["flops_per_joint_action"])))}
+    for key in ("batch1", "batch"):
+        if key in large:
+            a, b = small[key], large[key]
+            median = line(a["median_ms"], b["median_ms"])
+            out[key] = {**b, "median_ms": median, "iqr_ms": [line(x, y) for x, y in zip(a["iqr_ms"], b["iqr_ms"])],
+                        "ms_per_joint_action": median / b["envs"], "extrapolated_from_steps": [k_small, k_large]}
+    return out
+
+
+def measure(name: str, spec: TaskSpec, hidden: tuple[int, ...], envs: int, warmup: int, repeats: int,
+            budget_seconds: float, timed: bool = True, size: str | None = None, benchmark: str = "mpe",
+            max_call_seconds: float = float("inf")) -> dict:
+    """FLOPs per joint action and (if ``timed``) ms at batch 1 and at ``envs`` of one algorithm on ``spec``.
+
+    A K-step sampler whose call would take longer than ``max_call_seconds`` (estimated from K = 2 and K = 4) is
+    measured at those two K and extrapolated linearly to its K: exact for FLOPs, an estimate for times, marked
+    ``extrapolated_from_steps`` (and ``flops_extrapolated``). A batched call that would exceed the limit even at
+    K = 4 is not timed (``batch`` is None)."""
+    algo = build(name, spec, hidden, size=size, benchmark=benchmark)
+    k = getattr(algo.cfg, "diffusion_steps", None)
+    if k is None or k <= 4 or max_call_seconds == float("inf"):
+        return _measure_once(algo, spec, envs, warmup, repeats, budget_seconds, timed)
+    small = [build(name, spec, hidden, steps, size, benchmark) for steps in (2, 4)]
+    probes = [_measure_once(a, spec, envs, warmup, repeats, budget_seconds, timed, ("flops", "batch1"))
+              for a in small]
+    if timed and probes[1]["batch1"]["median_ms"] * envs / 1e3 <= max_call_seconds:
+        for a, probe in zip(small, probes):
+            probe.update(_measure_once(a, spec, envs, warmup, repeats, budget_seconds, timed, ("batch",)))
+    estimate = _extrapolate(probes[0], probes[1], 2, 4, k)
+    out = {"parameters": estimate["parameters"]}
+    direct = [key for key in ("batch1", "batch") if timed and key in estimate
+              and estimate[key]["median_ms"] / 1e3 <= max_call_seconds]
+    if direct:  # affordable at full K: measured, not estimated
+        out.update(_measure_once(algo, spec, envs, warmup, repeats, budget_seconds, timed,
+                                 ("flops",) + tuple(direct) if "batch1" in direct else tuple(direct)))
+    if "flops_per_joint_action" not in out:
+        out["flops_per_joint_action"] = estimate["flops_per_joint_action"]
+        out["flops_extrapolated"] = True
+    for key in ("batch1", "batch"):
+        if timed and key not in out:
+            out[key] = estimate.get(key)
     return out
 
 
@@ -194,15 +268,18 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 
 def scaling(name: str, spec: TaskSpec, hidden: tuple[int, ...], agents: tuple[int, ...], envs: int, warmup: int,
-            repeats: int, budget_seconds: float, timed: bool = True) -> dict:
+            repeats: int, budget_seconds: float, timed: bool = True, size: str | None = None,
+            benchmark: str = "mpe", max_call_seconds: float = float("inf")) -> dict:
     """Cost per joint action for each N in ``agents`` (rebuilt per N), the fitted exponents and the class check."""
     points = []
     for n in agents:
-        m = measure(name, dataclasses.replace(spec, n_agents=n), hidden, envs, warmup, repeats, budget_seconds, timed)
+        m = measure(name, dataclasses.replace(spec, n_agents=n), hidden, envs, warmup, repeats, budget_seconds, timed,
+                    size, benchmark, max_call_seconds)
         points.append({"agents": n, "flops_per_joint_action": m["flops_per_joint_action"],
                        "ms_batch1": m["batch1"]["median_ms"] if timed else None,
-                       "ms_per_joint_action_batch": m["batch"]["ms_per_joint_action"] if timed else None,
-                       "_busy": [m[k]["other_processes_cores"] for k in ("batch1", "batch") if timed]})
+                       "ms_per_joint_action_batch": m["batch"]["ms_per_joint_action"] if timed and m["batch"]
+                       else None,
+                       "_busy": [m[k]["other_processes_cores"] for k in ("batch1", "batch") if timed and m[k]]})
     flops_exp = fit_exponent(agents, [p["flops_per_joint_action"] for p in points])
     complexity = ALGORITHMS.get(name).inference_complexity
     busy = [b for p in points for b in p.pop("_busy") if b is not None]
@@ -216,7 +293,8 @@ def scaling(name: str, spec: TaskSpec, hidden: tuple[int, ...], agents: tuple[in
 def run(algorithms: list[str] | None = None, spec: TaskSpec | None = None, size: str = "quick", *,
         envs: int = DEFAULTS["envs"], warmup: int = DEFAULTS["warmup"], repeats: int = DEFAULTS["repeats"],
         budget_seconds: float | None = None, threads: int = DEFAULTS["threads"],
-        agents: tuple[int, ...] = AGENTS, task_source: str | None = None) -> dict:
+        agents: tuple[int, ...] = AGENTS, task_source: str | None = None, benchmark: str = "mpe",
+        max_call_seconds: float = DEFAULTS["max_call_seconds"]) -> dict:
     """Measure ``algorithms`` (default: every registered one; MAC-Flow is added as the reference) on ``spec``
     (default: Spread's shapes) and return the result dict (the ``--json`` output)."""
     spec = spec or spread_spec()
@@ -233,14 +311,16 @@ def run(algorithms: list[str] | None = None, spec: TaskSpec | None = None, size:
         rows, skipped, busy = [], [], []
         for name in names:
             try:
-                m = measure(name, spec, hidden, envs, warmup, repeats, budget_seconds)
+                m = measure(name, spec, hidden, envs, warmup, repeats, budget_seconds, True, size, benchmark,
+                            max_call_seconds)
             except IncompatibleError as e:
                 skipped.append({"name": name, "reason": str(e)})
                 continue
             cls = ALGORITHMS.get(name)
-            sc = scaling(name, spec, hidden, tuple(agents), envs, warmup, repeats, budget_seconds)
+            sc = scaling(name, spec, hidden, tuple(agents), envs, warmup, repeats, budget_seconds, True, size,
+                         benchmark, max_call_seconds)
             busy += sc.pop("_busy") + [m[k]["other_processes_cores"] for k in ("batch1", "batch")
-                                       if m[k]["other_processes_cores"] is not None]
+                                       if m[k] and m[k]["other_processes_cores"] is not None]
             rows.append({"name": name, "inference_complexity": cls.inference_complexity,
                          "expected_exponent": expected_exponent(cls.inference_complexity), **m, "scaling": sc})
         machine = machine_info()
@@ -250,13 +330,15 @@ def run(algorithms: list[str] | None = None, spec: TaskSpec | None = None, size:
     for r in rows:
         r["ratio_to_reference"] = None if ref is None else {
             "ms_batch1": _ratio(r["batch1"]["median_ms"], ref["batch1"]["median_ms"]),
-            "ms_per_joint_action_batch": _ratio(r["batch"]["ms_per_joint_action"], ref["batch"]["ms_per_joint_action"]),
+            "ms_per_joint_action_batch": _ratio(r["batch"]["ms_per_joint_action"] if r["batch"] else None,
+                                                ref["batch"]["ms_per_joint_action"]),
             "flops": _ratio(r["flops_per_joint_action"], ref["flops_per_joint_action"])}
     return {"benchmark": "inference", "schema_version": SCHEMA_VERSION, "machine": machine,
             "task": {"name": spec.name, "source": task_source or "spread-shapes", "n_agents": spec.n_agents,
                      "obs_dim": spec.obs_dim, "action_dim": spec.action_dim, "action_kind": spec.action_kind},
             "size": size, "hidden_dims": list(hidden), "envs": envs, "threads": threads, "warmup": warmup,
-            "repeats": repeats, "budget_seconds": budget_seconds, "reference": ref["name"] if ref else None,
+            "repeats": repeats, "budget_seconds": budget_seconds, "max_call_seconds": max_call_seconds,
+            "reference": ref["name"] if ref else None,
             "agents_scaling": list(agents), "tolerance": TOLERANCE, "expected_exponents": dict(EXPECTED_EXPONENTS),
             "algorithms": rows, "skipped": skipped, "other_processes_cores_max": max(busy) if busy else None}
 
@@ -281,8 +363,10 @@ def format_report(r: dict) -> str:
            f"{'algorithm':<14}{'class':>10}{'params':>9}{'ms @1':>9}{'IQR @1':>17}{'ms/JA @B':>10}"
            f"{'IQR @B':>18}{'MFLOP/JA':>10}{'x ms@1':>8}{'x ms@B':>8}{'x FLOP':>8}"]
     for row in r["algorithms"]:
-        b1, bb, ratio = row["batch1"], row["batch"], row["ratio_to_reference"] or {}
-        out.append(f"{row['name']:<14}{row['inference_complexity']:>10}{row['parameters'] / 1e6:>8.2f}M"
+        b1, ratio = row["batch1"], row["ratio_to_reference"] or {}
+        bb = row["batch"] or {"ms_per_joint_action": float("nan"), "iqr_ms": [float("nan")] * 2, "envs": 1}
+        star = "*" if "extrapolated_from_steps" in b1 or "extrapolated_from_steps" in bb else " "
+        out.append(f"{row['name'] + star:<14}{row['inference_complexity']:>10}{row['parameters'] / 1e6:>8.2f}M"
                    f"{b1['median_ms']:>9.3f}{'[%.3f, %.3f]' % tuple(b1['iqr_ms']):>17}"
                    f"{bb['ms_per_joint_action']:>10.4f}"
                    f"{'[%.4f, %.4f]' % tuple(v / bb['envs'] for v in bb['iqr_ms']):>18}"
@@ -304,7 +388,10 @@ def format_report(r: dict) -> str:
         out.append(f"skipped {s['name']}: {s['reason']}")
     out += ["", "ms @1: median ms of one joint action at batch 1 (IQR: quartiles); ms/JA @B: ms per joint action when "
                 f"one call acts for {r['envs']} environments; x ...: ratio to {ref} (> 1: costlier); "
-                "MFLOP/JA: matmul MFLOPs per joint action (FlopCounterMode)"]
+                "MFLOP/JA: matmul MFLOPs per joint action (FlopCounterMode)",
+            f"*: a K-step sampler whose call would exceed {r['max_call_seconds']:g} s: its times are extrapolated "
+            "linearly in K from calls at K = 2 and 4 (its FLOPs too where marked in the JSON; exact, each step is "
+            "the same network call)"]
     busy = r.get("other_processes_cores_max")
     if busy is not None and busy > BUSY_WARNING:
         out.append(f"WARNING: other processes kept up to {busy:.2f} cores busy while this ran; on a shared machine "
@@ -328,18 +415,20 @@ def main(args: argparse.Namespace) -> int:
     size = getattr(args, "size", None) or "quick"
     if size not in SIZES:
         raise MarlbenchError(f"--size takes {', '.join(SIZES)}, got {size}")
-    spec, source = None, None
+    spec, source, benchmark = None, None, "mpe"
     if getattr(args, "task", None):
         task = get_task(args.task)
         if task.spec is None:
             raise MarlbenchError(f"task {task.name!r} has no spec here: {task.blocked_reason or 'unknown shapes'}")
-        spec, source = task.spec, "task"
+        spec, source, benchmark = task.spec, "task", task.benchmark
     warmup = getattr(args, "warmup", None)
     warmup = DEFAULTS["warmup"] if warmup is None else warmup
     if warmup < 0:
         raise MarlbenchError("bench inference needs --warmup >= 0")
     result = run(algorithms, spec, size, envs=_positive(args, "envs"), warmup=warmup,
-                 repeats=_positive(args, "repeats"), threads=_positive(args, "threads"), task_source=source)
+                 repeats=_positive(args, "repeats"), threads=_positive(args, "threads"), task_source=source,
+                 benchmark=benchmark, max_call_seconds=getattr(args, "max_call_seconds", None)
+                 or DEFAULTS["max_call_seconds"])
     if getattr(args, "out", None):
         atomic_write_json(Path(args.out), result)
     print(json.dumps(result, indent=2) if getattr(args, "json", False) else format_report(result))

@@ -549,6 +549,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="inference: at most this many timed act calls per measurement (default 200; fewer when "
                             "a call is slow, at least 5)")
     bench.add_argument("--out", metavar="FILE", help="inference: also write the JSON result to FILE")
+    bench.add_argument("--max-call-seconds", type=float, help="inference: a K-step sampler slower than this per "
+                       "call is timed at K = 2 and 4 and extrapolated to its K (default 2)")
     bench.add_argument("--case", type=str.upper, choices=("A", "B"),
                        help="paper-size case: A = 6 agents, obs 17, action 1 (default); B = 3 agents, obs 30, "
                             "action 9")
