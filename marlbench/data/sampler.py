@@ -42,12 +42,36 @@ def _tensor(x: np.ndarray | None, device: torch.device) -> torch.Tensor | None:
     return None if x is None else torch.from_numpy(x).to(device)
 
 
-class TransitionSampler:
+class _ResumableSampler:
+    """The generator state of a sampler, with the count of what it draws from (``_population``, named
+    ``_population_name``) to refuse resuming on a different dataset."""
+
+    generator: torch.Generator
+    _population_name = "items"
+
+    def _population(self) -> int:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state(), "n_indices": self._population()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore the generator so the following batches match the interrupted run."""
+        if state["n_indices"] != self._population():
+            raise DatasetError(f"sampler checkpoint was made on a dataset with {state['n_indices']} "
+                               f"{self._population_name}, this one has {self._population()}; resume with the same "
+                               f"dataset")
+        self.generator.set_state(state["generator"])
+
+
+class TransitionSampler(_ResumableSampler):
     """Uniform sampling over ``dataset.td_indices()`` with its own seeded ``torch.Generator``.
 
     The dataset arrays move to ``device`` once. ``state_dict()``/``load_state_dict()`` capture the generator so a
     resumed run draws exactly the batches an uninterrupted run would have drawn.
     """
+
+    _population_name = "usable transitions"
 
     def __init__(self, dataset: Dataset, batch_size: int, device: torch.device | str = "cpu", seed: int = 0):
         self.batch_size = int(batch_size)
@@ -65,6 +89,9 @@ class TransitionSampler:
         # A CPU generator gives the same stream on every device, so results do not depend on the accelerator.
         self.generator = torch.Generator().manual_seed(int(seed))
 
+    def _population(self) -> int:
+        return len(self.td_indices)
+
     def sample(self) -> Batch:
         """Draw one batch of ``batch_size`` transitions."""
         i = torch.randint(len(self.td_indices), (self.batch_size,), generator=self.generator)
@@ -79,16 +106,6 @@ class TransitionSampler:
             next_actions=self.actions[nt],
         )
 
-    def state_dict(self) -> dict:
-        """Generator state plus the index count, to refuse resuming on a different dataset."""
-        return {"generator": self.generator.get_state(), "n_indices": len(self.td_indices)}
-
-    def load_state_dict(self, state: dict) -> None:
-        """Restore the generator so the following batches match the interrupted run."""
-        if state["n_indices"] != len(self.td_indices):
-            raise DatasetError(f"sampler checkpoint was made on a dataset with {state['n_indices']} usable "
-                               f"transitions, this one has {len(self.td_indices)}; resume with the same dataset")
-        self.generator.set_state(state["generator"])
 
 
 @dataclass
@@ -137,7 +154,7 @@ def returns_to_go(rewards: np.ndarray, episode_starts: np.ndarray, episode_lengt
     return (np.repeat(episode_total, episode_lengths) - before) / weights
 
 
-class SegmentSampler:
+class SegmentSampler(_ResumableSampler):
     """Uniform sampling of windows (see ``SegmentBatch``) around every stored step, with its own seeded generator.
 
     Windows never cross an episode boundary: positions before the episode's first step repeat it, positions after
@@ -166,6 +183,11 @@ class SegmentSampler:
         self.offsets = torch.arange(-self.history, self.horizon, device=self.device)
         self.generator = torch.Generator().manual_seed(int(seed))
 
+    _population_name = "steps"
+
+    def _population(self) -> int:
+        return len(self.obs)
+
     def sample(self) -> SegmentBatch:
         """Draw ``batch_size`` windows centred (at position ``history``) on uniformly drawn steps."""
         t = torch.randint(len(self.obs), (self.batch_size,), generator=self.generator).to(self.device)
@@ -176,12 +198,3 @@ class SegmentSampler:
             obs=self.obs[idx], actions=self.actions[idx], mask=((raw >= first) & (raw <= last)).float(),
             returns=self.returns[t], legals=self.legals[idx] if self.legals is not None else None,
         )
-
-    def state_dict(self) -> dict:
-        return {"generator": self.generator.get_state(), "n_indices": len(self.obs)}
-
-    def load_state_dict(self, state: dict) -> None:
-        if state["n_indices"] != len(self.obs):
-            raise DatasetError(f"sampler checkpoint was made on a dataset with {state['n_indices']} steps, this "
-                               f"one has {len(self.obs)}; resume with the same dataset")
-        self.generator.set_state(state["generator"])
