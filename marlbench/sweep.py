@@ -21,6 +21,7 @@ import dataclasses
 import importlib
 import os
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterable
@@ -32,6 +33,7 @@ from typing import Any
 
 import yaml
 
+import marlbench
 from marlbench import catalog
 from marlbench.config import PROFILES, ProtocolConfig, ResolvedConfig, resolve
 from marlbench.errors import ConfigError, IncompatibleError, MarlbenchError, UnavailableError, UnknownNameError
@@ -383,6 +385,16 @@ def ray_unit(algorithm: str, algo_module: str, task: Task, seed: int, resolved: 
     return run_seed(algorithm, task, seed, resolved, Path(results_root), device, show_bar=False)
 
 
+def _worker_pythonpath() -> str:
+    """This process's import path for local Ray workers (so plugin modules import there too), minus folders that
+    hold a ``marlbench`` source tree other than the one imported here: a repository checkout on the path would
+    shadow an installed marlbench, whose subpackages (algorithms, baselines, analysis) live in other folders of
+    the checkout."""
+    home = Path(marlbench.__file__).resolve().parent.parent
+    keep = [p for p in sys.path if p and (Path(p).resolve() == home or not (Path(p) / "marlbench").is_dir())]
+    return os.pathsep.join(keep)
+
+
 def _run_ray(todo: list[Unit], results_root: Path, device: str, workers: int | None, retries: int,
              address: str | None, summary: SweepSummary, progress: _Progress) -> None:
     try:
@@ -396,9 +408,16 @@ def _run_ray(todo: list[Unit], results_root: Path, device: str, workers: int | N
             ray.init(address=address, log_to_driver=False)
         else:  # a local cluster: its workers import plugins from this process's path
             env = {k: v for k, v in os.environ.items() if k.startswith("MARLBENCH_")}
-            env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-            ray.init(num_cpus=workers or default_workers(len(todo)), include_dashboard=False, log_to_driver=False,
-                     runtime_env={"env_vars": env})
+            env["PYTHONPATH"] = _worker_pythonpath()
+            # Ray puts the driver's working directory on its workers' import path: a repository checkout there
+            # would shadow the installed package, so the cluster starts from a neutral directory
+            cwd = os.getcwd()
+            os.chdir(tempfile.gettempdir())
+            try:
+                ray.init(num_cpus=workers or default_workers(len(todo)), include_dashboard=False,
+                         log_to_driver=False, runtime_env={"env_vars": env})
+            finally:
+                os.chdir(cwd)
     gpus = 1 if str(device).startswith("cuda") else 0
     remote = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=0)(ray_unit)
     attempts = {u.label: 0 for u in todo}

@@ -205,5 +205,5 @@ def test_runs_through_the_cli(tmp_path, spread_dataset, capsys):
 # shared with other test runs.
 @pytest.mark.slow
 def test_learns_spread(tmp_path, spread_dataset):
-    score, random = train_and_score("ma-fql", "mpe/spread-scripted", tmp_path)
+    score, random = train_and_score("ma-fql", "mpe/spread-scripted", tmp_path, steps=3000)
     assert score >= random + MARGIN

@@ -303,7 +303,7 @@ LEARN = {"latency_calls": 2, "latency_warmup": 0, "eval_every": 100_000, "eval_e
 @pytest.mark.slow
 @pytest.mark.parametrize("algorithm", ["madiff-c", "dof"])
 def test_planner_and_inverse_dynamics_learn_on_spread(algorithm, tmp_path, spread_dataset):
-    score, random = train_and_score(algorithm, "mpe/spread-scripted", tmp_path, steps=1500, overrides=LEARN)
+    score, random = train_and_score(algorithm, "mpe/spread-scripted", tmp_path, steps=1000, overrides=LEARN)
     (metrics,) = tmp_path.rglob("metrics.jsonl")
     logged = [json.loads(x) for x in metrics.read_text().splitlines() if "plan_obs_mse" in x]
     first, last = logged[0], logged[-1]
