@@ -1,7 +1,7 @@
 """The committed reference records still render to the committed table: `results/reference/table.md` is the output
 of `marlbench table --results results/reference --allow-missing` (continuous-only algorithms have no cell on the
-discrete Spread task, and the trajectory diffusion models have no quick-profile records yet), so a change to the reader, the statistics or the layout that
-alters it shows here (regenerate the file when the change is intended)."""
+discrete Spread task, and the trajectory diffusion models have no quick-profile records yet), so a change to the
+reader, the statistics or the layout that alters it shows here (regenerate the file when the change is intended)."""
 from pathlib import Path
 
 import pytest
