@@ -103,6 +103,16 @@ def evaluate(algo: Algorithm, task: Task, episodes: int, seed: int) -> np.ndarra
     return returns
 
 
+def timing_plan(first_seconds: float, calls: int, warmup: int, budget_seconds: float,
+                min_calls: int = 5) -> tuple[int, int]:
+    """(timed calls, warm-up calls) after one untimed call that took ``first_seconds``: as many as asked, cut for a
+    slow call so that timing takes about ``budget_seconds`` and warm-up half of it, with at least ``min_calls``
+    timed calls and one warm-up call (when any was asked for). Shared by the runs' latency and `bench inference`."""
+    first = max(first_seconds, 1e-7)
+    timed = min(calls, max(min_calls, int(budget_seconds / first)))
+    return timed, min(warmup, max(1, int(budget_seconds / (2 * first))))
+
+
 @torch.no_grad()
 def inference_latency_ms(algo: Algorithm, task: Task, calls: int, warmup: int,
                          budget_seconds: float = float("inf")) -> list[float]:
@@ -120,10 +130,8 @@ def inference_latency_ms(algo: Algorithm, task: Task, calls: int, warmup: int,
         algo.act(obs, legals).cpu()
         return (time.perf_counter() - t0) * 1e3
 
-    first = timed_call() / 1e3  # untimed: sizes the run
-    warmup = max(0, min(warmup, max(1, int(budget_seconds / 2 / first)))) - 1
-    calls = min(calls, max(5, int(budget_seconds / first)))
-    for _ in range(warmup):
+    calls, warmup = timing_plan(timed_call() / 1e3, calls, warmup, budget_seconds)  # the sizing call is untimed
+    for _ in range(warmup - 1):  # ... and counts as one warm-up call
         timed_call()
     return [timed_call() for _ in range(calls)]
 

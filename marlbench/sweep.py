@@ -174,7 +174,7 @@ def _import_modules(modules: Iterable[str]) -> None:
 
 
 def expand(suite: Suite, tuned: tuple[dict, dict] | None = None, seeds: Iterable[int] | None = None,
-           prepare_data: bool = False, log: Callable[[str], None] = print) -> Plan:
+           prepare_data: bool = False, log: Callable[[str], None] = print, results_root: Path = Path(".")) -> Plan:
     """The suite's units, in suite order (task-major). ``tuned``: (values {algorithm: {task: overrides}}, record)
     from ``tuning.load_tuned``; the values are layered last and the record goes into the run's config
     (``config.tuning``). ``prepare_data`` generates missing datasets (otherwise units of a task without data have no
@@ -210,7 +210,8 @@ def expand(suite: Suite, tuned: tuple[dict, dict] | None = None, seeds: Iterable
             if values:
                 resolved = dataclasses.replace(resolved, tuning={**tuned[1], "values": values})
             for seed in seeds:
-                rid, paths = (None, None) if pending_data else seed_paths(cls, task, resolved, Path("."), seed)
+                rid, paths = ((None, None) if pending_data
+                              else seed_paths(cls, task, resolved, Path(results_root), seed))
                 units.append(Unit(cls.name, task, seed, resolved, rid, paths))
     return Plan(units, skipped)
 
@@ -219,14 +220,6 @@ def _applicable(cls: type, overrides: dict[str, Any]) -> dict[str, Any]:
     """Suite-wide and per-task overrides apply to every algorithm that has the key (and to the protocol)."""
     names = {f.name for f in dataclasses.fields(cls.Config)} | {f.name for f in dataclasses.fields(ProtocolConfig)}
     return {k: v for k, v in overrides.items() if k in names}
-
-
-def rooted(unit: Unit, results_root: Path) -> Unit:
-    """The unit with its paths under ``results_root`` (expand builds them relative to '.')."""
-    if unit.paths is None:
-        return unit
-    return Unit(unit.algorithm, unit.task, unit.seed, unit.resolved, unit.run_id,
-                RunPaths(Path(results_root) / unit.paths.dir))
 
 
 # ---------------------------------------------------------------------------------------------------- running
@@ -288,8 +281,8 @@ def run_sweep(suite: Suite, results_root: Path, executor: str = "local", workers
     if workers is not None and workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}")
     t0 = time.perf_counter()
-    plan = expand(suite, tuned, seeds, prepare_data=True, log=log)
-    units = [rooted(u, results_root) for u in plan.units]
+    plan = expand(suite, tuned, seeds, prepare_data=True, log=log, results_root=results_root)
+    units = plan.units
     summary = SweepSummary(skipped=plan.skipped)
     todo = []
     for unit in units:
@@ -459,14 +452,14 @@ def _run_ray(todo: list[Unit], results_root: Path, device: str, workers: int | N
             ray.shutdown()
 
 
-def describe_plan(suite: Suite, plan: Plan, results_root: Path) -> list[str]:
+def describe_plan(suite: Suite, plan: Plan) -> list[str]:
     """`--dry-run`: one line per (algorithm, task) with the status of its seeds, then what cannot run here."""
     pairs = len({(u.algorithm, u.task.name) for u in plan.units})
     lines = [f"suite {suite.name} ({suite.profile} profile{f', {suite.steps} steps' if suite.steps else ''}): "
              f"{pairs} algorithm/task pairs, {len(plan.units)} seeds"]
     groups: dict[tuple[str, str], list[Unit]] = {}
     for unit in plan.units:
-        groups.setdefault((unit.algorithm, unit.task.name), []).append(rooted(unit, results_root))
+        groups.setdefault((unit.algorithm, unit.task.name), []).append(unit)
     counts: dict[str, int] = {}
     for (algo, task), units in groups.items():
         states = [u.status() if u.paths is not None else "no data yet" for u in units]

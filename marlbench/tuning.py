@@ -26,7 +26,7 @@ import yaml
 from marlbench.errors import ConfigError, MarlbenchError
 from marlbench.registry import ALGORITHMS
 from marlbench.results import atomic_write_bytes
-from marlbench.sweep import AlgorithmEntry, Suite, SweepSummary, expand, rooted, run_sweep
+from marlbench.sweep import AlgorithmEntry, Suite, SweepSummary, expand, run_sweep
 
 DEFAULT_TUNING_SEEDS = (1000, 1001)
 
@@ -78,11 +78,11 @@ def _score(record: dict) -> float:
 def select(suite: Suite, results_root: Path) -> dict[str, Any]:
     """Read the grid's records and pick, per (algorithm, task), the value with the best mean score."""
     grid = tuning_suite(suite)
-    plan = expand(grid)
+    plan = expand(grid, results_root=results_root)
     scores: dict[tuple[str, str], dict[str, list[float]]] = {}
     points: dict[str, dict[str, Any]] = {}
     missing = []
-    for unit in (rooted(u, results_root) for u in plan.units):
+    for unit in plan.units:
         keys = list(ALGORITHMS.get(unit.algorithm).Config.tuning_grid)
         point = {k: getattr(unit.resolved.algorithm, k) for k in keys}
         label = json.dumps(point, sort_keys=True)

@@ -87,8 +87,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from marlbench.bench.batching import SIZES, SPREAD
 from marlbench.bench.train import BUSY_WARNING, _register_onednn_flops, _time_calls, machine_info
-from marlbench.config import apply_overrides, load_profile
+from marlbench.config import resolve
 from marlbench.errors import IncompatibleError, MarlbenchError
+from marlbench.protocol import timing_plan
 from marlbench.registry import ALGORITHMS
 from marlbench.results import atomic_write_json
 from marlbench.spec import TaskSpec
@@ -140,30 +141,19 @@ def inputs(spec: TaskSpec, envs: int, gen: torch.Generator) -> tuple[torch.Tenso
 
 def build(name: str, spec: TaskSpec, hidden: tuple[int, ...], steps: int | None = None, size: str | None = None,
           benchmark: str = "mpe"):
-    """``name`` with random weights (seed 0) and its default Config at ``hidden``, with the ``size`` profile's
-    per-algorithm section for ``benchmark`` applied (trajectory U-Net widths, horizons, K); ``steps`` overrides
-    the sampler's step count K (``diffusion_steps``). Raises IncompatibleError."""
+    """``name`` with random weights (seed 0) at ``hidden``: its default Config, or with a ``size`` its config as
+    `marlbench run --profile size` resolves it for ``benchmark`` (trajectory U-Net widths, horizons, K); ``steps``
+    overrides the sampler's step count K (``diffusion_steps``). Raises IncompatibleError."""
     cls = ALGORITHMS.get(name)
     cls.check_compatible(spec)
-    cfg = cls.Config(hidden_dims=tuple(hidden))
-    if size is not None:
-        prof = load_profile(size)
-        for layer in (prof, (prof.get("benchmarks") or {}).get(benchmark) or {}):
-            own = {k: v for k, v in ((layer.get("algorithms") or {}).get(name) or {}).items() if k != "hidden_dims"}
-            cfg = apply_overrides(cfg, own, f"profile {size}")
+    if size is None:
+        cfg = cls.Config(hidden_dims=tuple(hidden))
+    else:
+        cfg = resolve(cls, benchmark, size, overrides={"hidden_dims": list(hidden)}).algorithm
     if steps is not None:
         cfg = dataclasses.replace(cfg, diffusion_steps=steps)
     torch.manual_seed(0)
     return cls(spec, cfg, "cpu")
-
-
-def sampler_steps(name: str, size: str | None = None, benchmark: str = "mpe") -> int | None:
-    """K of an algorithm whose act() runs a K-step diffusion chain (a ``diffusion_steps`` config field), else None."""
-    try:
-        cfg = build(name, spread_spec(), SIZES["quick"], size=size, benchmark=benchmark).cfg
-    except IncompatibleError:
-        return None
-    return getattr(cfg, "diffusion_steps", None)
 
 
 @torch.no_grad()
@@ -186,9 +176,7 @@ def time_act(algo, obs: torch.Tensor, legals: torch.Tensor | None, warmup: int, 
     fn = lambda: algo.act(obs, legals)
     t0 = time.perf_counter()
     fn()
-    once = max(time.perf_counter() - t0, 1e-7)
-    calls = int(min(repeats, max(MIN_CALLS, budget_seconds / once)))
-    warm = int(min(warmup, max(1, budget_seconds / (2 * once))))
+    calls, warm = timing_plan(time.perf_counter() - t0, repeats, warmup, budget_seconds, MIN_CALLS)
     times, info = _time_calls(fn, calls, warm)
     q1, median, q3 = (float(v) * 1e3 for v in np.percentile(times, [25, 50, 75]))
     return {"envs": envs, "median_ms": median, "iqr_ms": [q1, q3], "ms_per_joint_action": median / envs,
