@@ -5,6 +5,10 @@
 complete), ``config.json`` (run identity, checked against the record) and ``metrics.jsonl`` (learning-curve lines,
 ``"curve": true``). A path may also be a marl-eval JSON file written by ``marlbench export`` (analysis/export.py).
 
+A run with a variant label (``config.variant``: a suite entry's ``label:`` or ``marlbench run --variant``, e.g. an
+ablation) is read as its own algorithm ``<algorithm>:<variant>`` (``macflow:no-q-max``), so tables, figures and
+exports never merge it with the algorithm itself; ``base_algorithm`` and ``variant`` keep the two parts.
+
 Two frames come back (``Results.runs``: one row per seed; ``Results.curves``: one row per seed and curve step) with
 the columns listed in RUN_COLUMNS / CURVE_COLUMNS. Normalised scores are recomputed from the raw return with the
 fixed references of analysis/references.py; a record whose stored ``normalised_score`` disagrees is reported in
@@ -22,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from marlbench.analysis import references as refs
+from marlbench.config import variant_name
 from marlbench.errors import MarlbenchError, require
 
 if TYPE_CHECKING:  # pandas is the [analysis] extra, imported when results are read
@@ -31,6 +36,7 @@ RUN_COLUMNS = [
     "algorithm", "task", "benchmark", "scenario", "quality", "dataset", "seed", "step", "return", "return_std",
     "normalised_score", "recorded_normalised_score", "inference_ms", "train_seconds", "profile", "run_id",
     "source", "checksum", "win_rate", "returns", "finished_at", "path", "action_kind", "tuning_trials",
+    "base_algorithm", "variant", "tuning_source",
 ]
 CURVE_COLUMNS = ["algorithm", "task", "benchmark", "dataset", "seed", "step", "return", "normalised_score",
                  "final", "profile", "run_id", "return_std", "episodes"]
@@ -210,8 +216,24 @@ def _curve_rows(path: Path, base: dict, episodes: tuple[int | None, int | None] 
     return rows
 
 
+def split_algorithm(name: str) -> tuple[str, str | None]:
+    """``macflow:no-q-max`` -> (``macflow``, ``no-q-max``); a plain algorithm name -> (name, None)."""
+    base, _, variant = name.partition(":")
+    return base, variant or None
+
+
+def run_variant(final: dict, config: dict | None) -> str | None:
+    """The variant label a run was recorded with (``config.variant`` in final.json, else in config.json)."""
+    for doc in (final, config or {}):
+        inner = doc.get("config")
+        if isinstance(inner, dict) and inner.get("variant"):
+            return str(inner["variant"])
+    return None
+
+
 def _run_row(seed_dir: Path, final: dict, config: dict | None, warnings: list[str]) -> dict:
     task = final["task"]
+    variant = run_variant(final, config)
     benchmark, scenario, quality = refs.split_task(task)
     dataset = final.get("dataset") or {}
     if config is not None:
@@ -226,7 +248,8 @@ def _run_row(seed_dir: Path, final: dict, config: dict | None, warnings: list[st
             warnings.append(f"{seed_dir}: config.json profile {config['profile']!r} but final.json has "
                             f"{final.get('profile')!r}")
     return {
-        "algorithm": final["algorithm"], "task": task, "benchmark": final.get("benchmark") or benchmark,
+        "algorithm": variant_name(final["algorithm"], variant), "base_algorithm": final["algorithm"],
+        "variant": variant, "task": task, "benchmark": final.get("benchmark") or benchmark,
         "scenario": scenario, "quality": quality or (dataset.get("quality") or ""),
         "dataset": task.partition("/")[2] or task, "seed": int(final["seed"]), "step": final.get("steps"),
         "return": final.get("return_mean"), "return_std": final.get("return_std"),
@@ -239,7 +262,13 @@ def _run_row(seed_dir: Path, final: dict, config: dict | None, warnings: list[st
         "action_kind": ((config or {}).get("spec") or {}).get("action_kind"),
         # trials per task of the tuning that chose this run's values (`marlbench tune`); None: defaults
         "tuning_trials": (((config or {}).get("config") or {}).get("tuning") or {}).get("trials"),
+        # "tuned" (`marlbench tune`), "published" (`--tuned paper`) or None (defaults)
+        "tuning_source": _tuning_source(((config or {}).get("config") or {}).get("tuning")),
     }
+
+
+def _tuning_source(tuning: dict | None) -> str | None:
+    return None if not tuning else tuning.get("source") or "tuned"  # records before `source` are all tuned
 
 
 def _normalise_rows(rows: list[dict], key: str, recorded: str, warnings: list[str], where: str) -> None:
@@ -293,7 +322,8 @@ def marl_eval_rows(path: Path) -> tuple[list[dict], list[dict]]:
                             "seed": seed, "profile": m.get("profile", "unknown"),
                             "run_id": m.get("run_id") or f"marl-eval:{path.name}"}
                     runs.append({
-                        **base, "scenario": scenario, "quality": quality, "step": m.get("steps"), "return": ret,
+                        **base, "base_algorithm": split_algorithm(algo)[0], "variant": split_algorithm(algo)[1],
+                        "scenario": scenario, "quality": quality, "step": m.get("steps"), "return": ret,
                         "return_std": m.get("return_std"),
                         "recorded_normalised_score": sum(norm) / len(norm) if norm and None not in norm else None,
                         "inference_ms": (absolute.get("inference_ms") or [None])[0],

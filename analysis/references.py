@@ -60,7 +60,10 @@ def _load(name: str) -> dict:
 
 
 def algorithm_label(name: str) -> str:
-    return ALGORITHM_LABELS.get(name, name)
+    """Display name; a variant ``macflow:no-q-max`` (analysis/reader.py) reads "MAC-Flow (no-q-max)"."""
+    base, _, variant = name.partition(":")
+    label = ALGORITHM_LABELS.get(base, base)
+    return f"{label} ({variant})" if variant else label
 
 
 def benchmark_label(name: str) -> str:
@@ -85,7 +88,9 @@ def task_action_kind(task: str) -> str | None:
 
 
 def algorithm_sort_key(name: str) -> tuple[int, str]:
-    return (ALGORITHM_ORDER.index(name) if name in ALGORITHM_ORDER else len(ALGORITHM_ORDER), name)
+    """Paper order; a variant right after its algorithm (``macflow`` < ``macflow:...``), variants by label."""
+    base = name.partition(":")[0]
+    return (ALGORITHM_ORDER.index(base) if base in ALGORITHM_ORDER else len(ALGORITHM_ORDER), name)
 
 
 def split_task(task: str) -> tuple[str, str, str]:

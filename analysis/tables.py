@@ -259,13 +259,17 @@ def build_table(results: Results, suite: str = "auto", allow_missing: bool = Fal
 
 
 def _tuning_note(table: Table, runs) -> None:
-    """How each algorithm's hyperparameters were chosen: "tuned (k trials per task)" or "defaults"."""
+    """How each algorithm's hyperparameters were chosen: "tuned (k trials per task)", "published values" (`--tuned
+    paper`) or "defaults"."""
     parts = []
     for algo in table.algorithms:
         trials = runs.loc[runs["algorithm"] == algo, "tuning_trials"]
+        sources = runs.loc[runs["algorithm"] == algo, "tuning_source"] if "tuning_source" in runs else trials * 0
         if trials.empty:
             continue
-        if trials.isna().all():
+        if (sources == "published").all():
+            parts.append(f"{refs.algorithm_label(algo)} published values (paper App. E/F.1)")
+        elif trials.isna().all():
             parts.append(f"{refs.algorithm_label(algo)} defaults")
         elif trials.notna().all() and trials.nunique() == 1:
             parts.append(f"{refs.algorithm_label(algo)} tuned ({int(trials.iloc[0])} trials per task)")

@@ -25,7 +25,7 @@ from marlbench.baselines.mafql import MAFQL
 from marlbench.baselines.matd3bc import MATD3BC
 from marlbench.baselines.omar import OMAR
 from marlbench.baselines.omiga import OMIGA
-from marlbench.families import games, mamujoco, mpe, smac
+from marlbench.families import games, mamujoco, mpe, smac, smax
 from marlbench.families.public import register_public_tasks
 from marlbench.tasks import Family, register_family
 
@@ -33,6 +33,7 @@ ALGORITHMS = (MACFlow, BC, MABCQ, MACQL, MATD3BC, ICQ, OMAR, OMIGA, FlowBC, Diff
 FAMILIES: tuple[Family, ...] = (
     smac.SMACV1,
     smac.SMACV2,
+    smax.FAMILY,
     mamujoco.FAMILY,
     mpe.FAMILY,
     games.FAMILY,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import re
 import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
@@ -207,6 +208,9 @@ class ResolvedConfig:
     preset: str | None = None
     # where tuned values came from: {"file", "trials", "seeds", "values"} (marlbench/tuning.py); None: defaults
     tuning: dict[str, Any] | None = None
+    # an ablation's label (a suite entry's `label:`, `marlbench run --variant`): the run is reported as its own
+    # algorithm "<name>:<variant>" (docs/SWEEPS.md "Variants"); None: the algorithm itself
+    variant: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -218,7 +222,26 @@ class ResolvedConfig:
             out["preset"] = self.preset
         if self.tuning:  # likewise
             out["tuning"] = self.tuning
+        if self.variant:  # likewise
+            out["variant"] = self.variant
         return out
+
+
+VARIANT_PATTERN = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
+
+
+def check_variant(label: Any, where: str) -> str:
+    """A variant label: non-empty lowercase letters, digits and single hyphens (e.g. ``no-q-max``), so that
+    ``<algorithm>:<label>`` is a safe column, file and legend name. Returns it; ConfigError naming ``where``."""
+    if not isinstance(label, str) or not VARIANT_PATTERN.fullmatch(label):
+        raise ConfigError(f"{where}: a variant label is lowercase letters, digits and hyphens (e.g. no-q-max), got "
+                          f"{label!r}")
+    return label
+
+
+def variant_name(algorithm: str, variant: str | None) -> str:
+    """The name a variant's runs are reported under: ``macflow:no-q-max``; the algorithm itself without one."""
+    return f"{algorithm}:{variant}" if variant else algorithm
 
 
 def resolve(

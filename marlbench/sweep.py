@@ -35,7 +35,7 @@ import yaml
 
 import marlbench
 from marlbench import catalog
-from marlbench.config import PROFILES, ProtocolConfig, ResolvedConfig, resolve
+from marlbench.config import PROFILES, ProtocolConfig, ResolvedConfig, check_variant, resolve, variant_name
 from marlbench.errors import ConfigError, IncompatibleError, MarlbenchError, UnavailableError, UnknownNameError
 from marlbench.executors import default_workers, guarded_pool, progress_queue, seed_job
 from marlbench.protocol import ensure_dataset, run_seed, seed_paths
@@ -52,10 +52,17 @@ FAILURE_FILE = "failure.json"
 # ------------------------------------------------------------------------------------------------------- suites
 @dataclass(frozen=True)
 class AlgorithmEntry:
-    """One algorithm of a suite, with its own ``--set`` overrides (e.g. an ablation's switches)."""
+    """One algorithm of a suite, with its own ``--set`` overrides (e.g. an ablation's switches) and an optional
+    variant ``label``: a labelled entry's runs carry ``config.variant`` and are reported as the algorithm
+    ``<name>:<label>``, never merged with the unlabelled algorithm."""
 
     name: str
     overrides: dict[str, Any] = field(default_factory=dict)
+    label: str | None = None
+
+    @property
+    def display(self) -> str:
+        return variant_name(self.name, self.label)
 
 
 @dataclass(frozen=True)
@@ -112,11 +119,26 @@ class Suite:
         for item in data["algorithms"]:
             if isinstance(item, str):
                 entries.append(AlgorithmEntry(item))
-            elif isinstance(item, dict) and set(item) <= {"name", "set"} and isinstance(item.get("name"), str):
-                entries.append(AlgorithmEntry(item["name"], dict(item.get("set") or {})))
+            elif isinstance(item, dict) and set(item) <= {"name", "set", "label"} and \
+                    isinstance(item.get("name"), str):
+                if not isinstance(item.get("set") or {}, dict):
+                    raise ConfigError(f"{path}: algorithm {item['name']!r}: 'set' maps keys to values, got "
+                                      f"{item['set']!r}")
+                label = item.get("label")
+                if label is not None:
+                    check_variant(label, f"{path}: algorithm {item['name']!r} label")
+                entries.append(AlgorithmEntry(item["name"], dict(item.get("set") or {}), label))
             else:
-                raise ConfigError(f"{path}: each algorithm is a name or {{name: ..., set: {{key: value}}}}, got "
-                                  f"{item!r}")
+                raise ConfigError(f"{path}: each algorithm is a name or {{name: ..., label: ..., set: {{key: "
+                                  f"value}}}}, got {item!r}")
+        seen: set[tuple[str, str | None]] = set()
+        for entry in entries:
+            if (entry.name, entry.label) in seen:
+                what = (f"label {entry.label!r}" if entry.label else "no label")
+                raise ConfigError(f"{path}: algorithm {entry.name!r} appears twice with {what}; give each entry of "
+                                  f"one algorithm a distinct `label:` (e.g. {{name: {entry.name}, label: no-q-max, "
+                                  f"set: {{...}}}}) so that their runs are reported apart")
+            seen.add((entry.name, entry.label))
         overrides = data.get("overrides") or {}
         if not isinstance(overrides, dict) or not all(isinstance(v, dict) for v in overrides.values()):
             raise ConfigError(f"{path}: 'overrides' maps a task to {{key: value}} overrides")
@@ -145,8 +167,13 @@ class Unit:
     paths: RunPaths | None
 
     @property
+    def name(self) -> str:
+        """The algorithm as reports show it: ``macflow``, or ``macflow:no-q-max`` for a variant."""
+        return variant_name(self.algorithm, self.resolved.variant)
+
+    @property
     def label(self) -> str:
-        return f"{self.algorithm} {self.task.name} seed {self.seed}"
+        return f"{self.name} {self.task.name} seed {self.seed}"
 
     def status(self) -> str:
         """complete, failed (a failure record and no final record), partial (a checkpoint) or pending."""
@@ -200,20 +227,29 @@ def expand(suite: Suite, tuned: tuple[dict, dict] | None = None, seeds: Iterable
             try:
                 cls.check_compatible(task.spec)
             except IncompatibleError as err:
-                skipped.append(f"{cls.name} on {task.name}: {err}")
+                skipped.append(f"{entry.display} on {task.name}: {err}")
                 continue
             overrides = _applicable(cls, {**suite.common, **suite.overrides.get(task.name, {})})
             overrides.update(entry.overrides)
-            values = ((tuned[0] if tuned else {}).get(cls.name) or {}).get(task.name) or {}
+            values = tuned_values(tuned, cls.name, task.name)
             overrides.update(values)
             resolved = resolve(cls, task.benchmark, suite.profile, suite.steps, overrides, task=task.name)
             if values:
                 resolved = dataclasses.replace(resolved, tuning={**tuned[1], "values": values})
+            if entry.label:
+                resolved = dataclasses.replace(resolved, variant=entry.label)
             for seed in seeds:
                 rid, paths = ((None, None) if pending_data
                               else seed_paths(cls, task, resolved, Path(results_root), seed))
                 units.append(Unit(cls.name, task, seed, resolved, rid, paths))
     return Plan(units, skipped)
+
+
+def tuned_values(tuned: tuple[dict, dict] | None, algorithm: str, task: str) -> dict[str, Any]:
+    """The tuned overrides of (algorithm, task) from ``tuning.load_tuned``'s values: the task's own, else the
+    file's value for every task ("*", the published values), else none."""
+    per_task = ((tuned[0] if tuned else {}).get(algorithm)) or {}
+    return dict(per_task.get(task) or per_task.get("*") or {})
 
 
 def _applicable(cls: type, overrides: dict[str, Any]) -> dict[str, Any]:
@@ -262,7 +298,8 @@ class _Progress:
 def _record_failure(unit: Unit, attempts: int, error: BaseException | str, trace: str) -> None:
     unit.paths.dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(unit.paths.dir / FAILURE_FILE, {
-        "algorithm": unit.algorithm, "task": unit.task.name, "seed": unit.seed, "run_id": unit.run_id,
+        "algorithm": unit.algorithm, "variant": unit.resolved.variant, "task": unit.task.name, "seed": unit.seed,
+        "run_id": unit.run_id,
         "attempts": attempts, "error": str(error).strip().splitlines()[-1] if str(error).strip() else repr(error),
         "error_type": type(error).__name__ if isinstance(error, BaseException) else "Error", "traceback": trace,
         "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -454,20 +491,21 @@ def _run_ray(todo: list[Unit], results_root: Path, device: str, workers: int | N
 
 def describe_plan(suite: Suite, plan: Plan) -> list[str]:
     """`--dry-run`: one line per (algorithm, task) with the status of its seeds, then what cannot run here."""
-    pairs = len({(u.algorithm, u.task.name) for u in plan.units})
+    pairs = len({(u.name, u.task.name) for u in plan.units})
     lines = [f"suite {suite.name} ({suite.profile} profile{f', {suite.steps} steps' if suite.steps else ''}): "
              f"{pairs} algorithm/task pairs, {len(plan.units)} seeds"]
     groups: dict[tuple[str, str], list[Unit]] = {}
     for unit in plan.units:
-        groups.setdefault((unit.algorithm, unit.task.name), []).append(unit)
+        groups.setdefault((unit.name, unit.task.name), []).append(unit)
     counts: dict[str, int] = {}
+    width = max([14] + [len(algo) for algo, _ in groups])
     for (algo, task), units in groups.items():
         states = [u.status() if u.paths is not None else "no data yet" for u in units]
         for s in states:
             counts[s] = counts.get(s, 0) + 1
         detail = ", ".join(f"{u.seed}:{s}" for u, s in zip(units, states))
         rid = units[0].run_id or "(run id after the dataset is generated)"
-        lines.append(f"  {algo:<14} {task:<32} {rid}  seeds {detail}")
+        lines.append(f"  {algo:<{width}} {task:<32} {rid}  seeds {detail}")
     lines.append("totals: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     lines += [f"skipped: {line}" for line in plan.skipped]
     return lines

@@ -18,6 +18,7 @@ import dataclasses
 import itertools
 import json
 import statistics
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -59,11 +60,17 @@ def tuning_seeds(suite: Suite) -> tuple[int, ...]:
 
 
 def tuning_suite(suite: Suite) -> Suite:
-    """The suite's grid: one entry per (algorithm, grid value), on the tuning seeds."""
+    """The suite's grid: one entry per (algorithm, grid value), on the tuning seeds. An algorithm with variants
+    (labelled entries, e.g. the ablations) is tuned once, with its unlabelled entry's overrides (else its first
+    entry's); its variants then run with the values selected for it."""
     algorithms = [entry.name for entry in suite.algorithms]
     check_equal_budget(algorithms)
+    base: dict[str, AlgorithmEntry] = {}
+    for entry in suite.algorithms:
+        if entry.name not in base or (base[entry.name].label and not entry.label):
+            base[entry.name] = entry
     entries = [AlgorithmEntry(entry.name, {**entry.overrides, **point})
-               for entry in suite.algorithms for point in grid_points(entry.name)]
+               for entry in base.values() for point in grid_points(entry.name)]
     if not entries:
         raise ConfigError(f"suite {suite.name}: none of its algorithms has a tuning grid")
     return dataclasses.replace(suite, name=f"{suite.name}-tuning", algorithms=tuple(entries),
@@ -127,15 +134,25 @@ def tune(suite: Suite, results_root: Path, out: Path, executor: str = "local", w
     return summary, selection
 
 
+PUBLISHED = "paper"  # `--tuned paper`: the paper's published values (configs/tuned/published.yaml)
+
+
 def load_tuned(path: str | Path) -> tuple[dict[str, dict[str, dict[str, Any]]], dict[str, Any]]:
-    """The tuned values {algorithm: {task: {key: value}}} of a file written by `marlbench tune`, and the record
-    each tuned run carries (file, trials per task, tuning seeds)."""
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"tuned config {path} does not exist (write it with `marlbench tune SUITE --out {path}`)")
-    data = yaml.safe_load(path.read_text())
+    """The tuned values {algorithm: {task or "*": {key: value}}} of a file written by `marlbench tune` (or
+    ``"paper"``: the bundled published values), and the record each tuned run carries (file, source, trials per
+    task, tuning seeds)."""
+    if str(path) == PUBLISHED:
+        text = resources.files("marlbench.configs").joinpath("tuned", "published.yaml").read_text()
+        name = "published.yaml"
+    else:
+        path = Path(path)
+        if not path.exists():
+            raise ConfigError(f"tuned config {path} does not exist (write it with `marlbench tune SUITE --out {path}`, "
+                              f"or use `--tuned {PUBLISHED}` for the paper's published values)")
+        text, name = path.read_text(), path.name
+    data = yaml.safe_load(text)
     if not isinstance(data, dict) or not isinstance(data.get("values"), dict):
-        raise ConfigError(f"{path}: not a tuned config written by `marlbench tune` (no 'values' mapping)")
-    info = {"file": path.name, "suite": data.get("suite"), "trials": data.get("trials_per_task"),
-            "seeds": data.get("tuning_seeds")}
+        raise ConfigError(f"{name}: not a tuned config written by `marlbench tune` (no 'values' mapping)")
+    info = {"file": name, "source": data.get("source") or "tuned", "suite": data.get("suite"),
+            "trials": data.get("trials_per_task"), "seeds": data.get("tuning_seeds")}
     return data["values"], info

@@ -76,7 +76,7 @@ def test_list_shows_availability(capsys):
     assert code == 0
     assert "macflow" in out and "bc" in out
     assert "mpe/spread-scripted" in out and "ready" in out
-    assert "6halfcheetah-expert" in out and "not runnable yet" in out
+    assert "6halfcheetah-expert" in out and "needs StarCraft II" in out
 
 
 def test_missing_extra_names_the_pip_install():

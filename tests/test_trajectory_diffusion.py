@@ -292,22 +292,28 @@ def test_runs_through_the_cli(algorithm, tmp_path, spread_dataset, capsys):
         assert logged and "denoise_mse_k50" in logged[0] and "inverse_loss" in logged[0]
 
 
-# Learning. The quick budget does not teach observation planning well enough to act on Spread (the score test the
-# baselines pass, random + 30, is not met: docs/ALGORITHMS.md "MADiff and DoF", measured plan errors). What the
-# test asserts is what does learn, through the real protocol: both models' losses, the inverse dynamics on true
-# next observations, and the planner's next-observation error, which must fall well below its untrained value.
-LEARN = {"latency_calls": 2, "latency_warmup": 0, "eval_every": 100_000, "eval_episodes": 8, "log_every": 250,
-         "diagnostic_batch": 256}
+# Learning, on the paper's landmark covering game with 3 agents (App. H.4): the position moves by 0.1 a, so a planned
+# next observation reads off the action directly. On Spread the quick budget does not teach observation planning
+# well enough to act (the planned o_t+1 errs by more than the one-step change; docs/ALGORITHMS.md "MADiff and DoF").
+# Measured (seed 0, quick profile, 32 evaluation episodes, random 0.7): MADiff-C 65.5 at 1000 steps (76.2 at 2000);
+# DoF 32.3 at 1000 and 35.3 at 2000, as decentralised BC (36.2): the landmark partition needs the other agents'
+# positions, which only MADiff-C's joint chain conditions on. MADiff-D does not learn here (15.1 at 1000 steps, 24.0
+# at 2000, its planned o_t+1 error rising): it has no learning test; docs/ALGORITHMS.md gives the numbers.
+LEARN = {"latency_calls": 2, "latency_warmup": 0, "eval_every": 100_000, "log_every": 250, "diagnostic_batch": 256}
+LANDMARK_STEPS = {"madiff-c": 1000, "dof": 2000}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("algorithm", ["madiff-c", "dof"])
-def test_planner_and_inverse_dynamics_learn_on_spread(algorithm, tmp_path, spread_dataset):
-    score, random = train_and_score(algorithm, "mpe/spread-scripted", tmp_path, steps=1000, overrides=LEARN)
+@pytest.mark.parametrize("algorithm", list(LANDMARK_STEPS))
+def test_learns_landmark_covering(algorithm, tmp_path):
+    score, random = train_and_score(algorithm, "games/landmarks-3", tmp_path, steps=LANDMARK_STEPS[algorithm],
+                                    overrides=LEARN)
     (metrics,) = tmp_path.rglob("metrics.jsonl")
     logged = [json.loads(x) for x in metrics.read_text().splitlines() if "plan_obs_mse" in x]
     first, last = logged[0], logged[-1]
-    assert last["inverse_mse"] < 0.5 * last["action_var"]  # the inverse model beats the mean action by 2x
-    assert last["denoise_mse_k90"] < 0.5 * first["denoise_mse_k90"]
-    assert last["plan_obs_mse"] < 0.5 * first["plan_obs_mse"]
-    assert math.isfinite(score) and math.isfinite(random)
+    assert last["inverse_mse"] < 0.1 * last["action_var"]  # positions reveal the action
+    assert last["denoise_mse_k90"] < first["denoise_mse_k90"]
+    assert last["plan_obs_mse"] < first["plan_obs_mse"]  # the planner's next observation improves
+    if algorithm == "madiff-c":  # the joint plan's action beats the mean action (decentralised plans are multimodal)
+        assert last["plan_action_mse"] < 0.5 * last["action_var"]
+    assert score > random + 30

@@ -10,7 +10,7 @@ from marlbench.cli import main
 from marlbench.errors import ConfigError
 from marlbench.registry import ALGORITHMS
 from marlbench.sweep import Suite, expand
-from marlbench.tuning import check_equal_budget, grid_points, tuning_suite
+from marlbench.tuning import check_equal_budget, grid_points, load_tuned, tuning_suite
 
 TINY = {"eval_episodes": 4, "latency_calls": 5, "latency_warmup": 1, "log_every": 20, "eval_every": 20,
         "checkpoint_every": 20, "curve_eval_episodes": 2, "diagnostic_batch": 64}
@@ -72,3 +72,31 @@ def test_tune_selects_by_score_and_tuned_runs_say_so(tmp_path, spread_dataset, c
     capsys.readouterr()
     assert main(["table", "--results", str(results), "--reps", "50"]) == 0
     assert "BC defaults; MATD3BC tuned (4 trials per task)" in capsys.readouterr().out
+
+
+def test_published_values_cover_the_tuned_coefficients_where_the_paper_gives_them():
+    catalog.load()
+    values, record = load_tuned("paper")
+    assert record["source"] == "published" and record["file"] == "published.yaml"
+    assert set(values) == {"macflow", "matd3bc", "mabcq", "macql", "omar", "omiga"}  # App. E, F.1; none for ICQ
+    for algo, per_task in values.items():
+        (key,) = ALGORITHMS.get(algo).Config.tuning_grid
+        assert key in per_task["*"]  # the coefficient `marlbench tune` searches
+        ALGORITHMS.get(algo).Config(**per_task["*"]).validate()
+    assert values["macflow"]["*"] == {"alpha": 3.0} and values["matd3bc"]["*"] == {"alpha": 2.5}
+
+
+def test_run_with_published_values_records_and_tables_say_so(tmp_path, spread_dataset, capsys):
+    tiny = [x for k, v in TINY.items() for x in ("--set", f"{k}={v}")]
+    args = ["run", "--algo", "matd3bc", "--task", "mpe/spread-scripted", "--steps", "20", "--seeds", "1",
+            "--results", str(tmp_path), "--no-progress", *tiny]
+    assert main([*args, "--tuned", "paper", "--set", "alpha=1.0"]) == 2
+    assert "both set alpha" in capsys.readouterr().err
+    assert main([*args, "--tuned", "paper"]) == 0
+    (final,) = tmp_path.rglob("final.json")
+    config = json.loads(final.read_text())["config"]
+    assert config["algorithm"]["alpha"] == 2.5
+    assert config["tuning"]["source"] == "published" and config["tuning"]["values"] == {"alpha": 2.5}
+    capsys.readouterr()
+    assert main(["table", "--results", str(tmp_path), "--reps", "50"]) == 0
+    assert "MATD3BC published values (paper App. E/F.1)" in capsys.readouterr().out

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from marlbench.behaviour import qmix_trainer
 from marlbench.behaviour.envs import ACTOR_OBSERVATIONS, BehaviourEnv, actor_observations, actor_spec, get_env
 from marlbench.behaviour.history import read_curve, save_part
 from marlbench.behaviour.matd3 import MATD3, MATD3Config
@@ -92,10 +93,13 @@ class TrainerConfig:
                               f"(num_envs * episode_limit = {self.round_steps(limit)} env steps)")
 
 
-def config_with_overrides(overrides: dict[str, Any]) -> TrainerConfig:
+def config_with_overrides(overrides: dict[str, Any]):
     """TrainerConfig defaults, then the environment's own defaults (``BehaviourEnv.defaults``), then ``key=value``
-    overrides; MATD3 keys (``actor_lr``, ...) are accepted too."""
+    overrides; MATD3 keys (``actor_lr``, ...) are accepted too. A discrete-action environment gets the QMIX trainer's
+    config instead (``qmix_trainer.config_with_overrides``)."""
     env_name = overrides.get("env", TrainerConfig.env)
+    if not get_env(env_name).spec.continuous:
+        return qmix_trainer.config_with_overrides(overrides)
     overrides = {**get_env(env_name).defaults, **overrides, "env": get_env(env_name).name}
     cfg = TrainerConfig()
     tnames = {f.name for f in fields(TrainerConfig)} - {"matd3"}
@@ -180,12 +184,24 @@ def uniform_returns(env: BehaviourEnv, episodes: int, seed: int = EVAL_SEED) -> 
 
 
 # ---------------------------------------------------------------------------------------------- the loop
+def make_trainer(cfg, out: Path, log: Callable[[str], None] = print, command: list[str] | None = None):
+    """The trainer for a config from ``config_with_overrides``: MATD3 (continuous actions) or QMIX (discrete)."""
+    if isinstance(cfg, qmix_trainer.QMIXTrainerConfig):
+        return qmix_trainer.QMIXTrainer(cfg, out, log=log, command=command)
+    return Trainer(cfg, out, log=log, command=command)
+
+
 class Trainer:
+    algorithm = "MATD3"
+
     def __init__(self, cfg: TrainerConfig, out: Path, log: Callable[[str], None] = print,
                  command: list[str] | None = None):
         self.cfg, self.out, self.log = cfg, Path(out), log
         self.env = get_env(cfg.env)
         spec = self.env.spec
+        if not spec.continuous:
+            raise ConfigError(f"MATD3 trains continuous-action policies; {self.env.name} has discrete actions: train "
+                              f"it with QMIX (`marlbench behaviour train {self.env.name}` picks it)")
         cfg.validate(spec.episode_limit)
         self.spec = actor_spec(spec, cfg.actor_observation)
         self.limit = spec.episode_limit

@@ -83,8 +83,35 @@ def cmd_run(args: argparse.Namespace) -> int:
         log(f"task {task.name}: {task.description}")
     task.require_runnable()
     algo_cls.check_compatible(task.spec)
-    resolved = resolve(algo_cls, task.benchmark, args.profile, args.steps, parse_set_options(args.set or []),
-                       preset=args.preset, task=task.name)
+    overrides = parse_set_options(args.set or [])
+    tuned_record = None
+    if args.tuned:
+        from marlbench.sweep import tuned_values
+        from marlbench.tuning import load_tuned
+
+        tuned = load_tuned(args.tuned)
+        values = tuned_values(tuned, algo_cls.name, task.name)
+        clash = sorted(set(values) & set(overrides))
+        if clash:
+            raise MarlbenchError(f"--set {clash[0]} and --tuned {args.tuned} both set {clash[0]}; drop one of them")
+        if values:
+            overrides, tuned_record = {**overrides, **values}, {**tuned[1], "values": values}
+            log(f"--tuned {args.tuned}: {algo_cls.name} on {task.name} uses " +
+                ", ".join(f"{k}={v}" for k, v in values.items()))
+        else:
+            log(f"--tuned {args.tuned}: no value for {algo_cls.name} on {task.name}; it runs with its defaults")
+    resolved = resolve(algo_cls, task.benchmark, args.profile, args.steps, overrides, preset=args.preset,
+                       task=task.name)
+    if tuned_record is not None:
+        import dataclasses
+
+        resolved = dataclasses.replace(resolved, tuning=tuned_record)
+    if args.variant is not None:
+        import dataclasses
+
+        from marlbench.config import check_variant
+
+        resolved = dataclasses.replace(resolved, variant=check_variant(args.variant, "--variant"))
     resolve_device(args.device)
     ensure_dataset(task, log)
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
@@ -93,7 +120,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(records, indent=2))
         return 0
-    print(f"\n{algo_cls.name} on {task.name} - profile {resolved.profile}, {resolved.protocol.steps} steps, "
+    from marlbench.config import variant_name
+
+    print(f"\n{variant_name(algo_cls.name, resolved.variant)} on {task.name} - profile {resolved.profile}, "
+          f"{resolved.protocol.steps} steps, "
           f"{resolved.protocol.eval_episodes} evaluation episodes per seed")
     print(f"{'seed':>4}  {'return':>9}  {'normalised':>10}  {'inference ms':>12}  {'train s':>8}  {'eval s':>7}")
     for r in records:
@@ -197,7 +227,7 @@ def cmd_behaviour(args: argparse.Namespace) -> int:
     _catalog()
     from marlbench.behaviour import tiers
     from marlbench.behaviour.envs import get_env
-    from marlbench.behaviour.trainer import Trainer, config_with_overrides, default_command
+    from marlbench.behaviour.trainer import config_with_overrides, default_command, make_trainer
     from marlbench.config import parse_set_options
 
     if args.action == "train":
@@ -209,8 +239,13 @@ def cmd_behaviour(args: argparse.Namespace) -> int:
                 overrides[key] = getattr(args, key)
         cfg = config_with_overrides(overrides)
         out = Path(args.out or f"results/behaviour/{env.name}/seed_{cfg.seed}")
-        print(f"training MATD3 behaviour policies on {env.name}: {cfg.env_steps} env steps, seed {cfg.seed} -> {out}")
-        record = Trainer(cfg, out, command=default_command()).run()
+        trainer = make_trainer(cfg, out, command=default_command())  # MATD3 or QMIX, by the action kind
+        print(f"training {trainer.algorithm} behaviour policies on {env.name}: {cfg.env_steps} env steps, seed "
+              f"{cfg.seed} -> {out}")
+        record = trainer.run()
+        if "tiers" not in record:  # QMIX: tiers are chosen from the curve later
+            print(record["summary"])
+            return 0
         t = record["tiers"]
 
         def score(tier: dict) -> str:
@@ -251,8 +286,39 @@ def _read_results(args: argparse.Namespace):
     return results
 
 
+def _plot_ablations(args: argparse.Namespace) -> int:
+    """`marlbench plot ablations`: Fig. 6-10 from the records of an ablation suite (analysis/ablations.py)."""
+    from marlbench.analysis import ablations
+    from marlbench.sweep import Suite
+
+    if args.algos or args.bench:
+        raise MarlbenchError("plot ablations takes its algorithms from the suite (--suite); --algos and --bench "
+                             "are for the other figures")
+    suite = Suite.load(args.suite)
+    tasks = list(suite.tasks)
+    if args.tasks:
+        tasks = [t.strip() for t in args.tasks.split(",")]
+        for task in tasks:
+            if task not in suite.tasks:
+                raise UnknownNameError(f"task of suite {suite.name}", task, list(suite.tasks))
+    paths = args.results or ["results"]
+    results = ablations.read_ablations(paths, args.suite, tasks, args.profile or suite.profile,
+                                       mix_profiles=args.mix_profiles, latest=args.latest)
+    for line in results.warnings:
+        print(f"warning: {line}", file=sys.stderr)
+    written, _notes = ablations.plot_ablations(results, tasks, Path(args.out or "results/figures/ablations"))
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
 def cmd_plot(args: argparse.Namespace) -> int:
     _catalog()
+    if args.suite is not None and args.what != "ablations":
+        raise MarlbenchError("--suite names the ablation suite of `marlbench plot ablations`")
+    if args.what == "ablations":
+        args.suite = args.suite or "ablations"
+        return _plot_ablations(args)
     if args.what != "games":
         from marlbench.analysis import figures
 
@@ -340,6 +406,12 @@ def build_parser() -> argparse.ArgumentParser:
                      "before --set; `marlbench list presets`)")
     run.add_argument("--set", action="append", metavar="KEY=VALUE",
                      help="override an algorithm or protocol config field (repeatable)")
+    run.add_argument("--variant", metavar="LABEL", help="label these runs as an ablation variant: they get their own "
+                     "run id and are reported as the algorithm ALGO:LABEL (e.g. --variant no-q-max --set "
+                     "q_guidance=false)")
+    run.add_argument("--tuned", metavar="FILE|paper", help="use the values `marlbench tune` selected for this "
+                     "algorithm and task (e.g. configs/tuned/quick.yaml), or `paper`: the paper's published values "
+                     "(App. E, F.1); records say so")
     run.add_argument("--results", default="results", help="results root directory (default ./results)")
     run.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     run.add_argument("--workers", type=int, help="parallel seed processes (default: one per core)")
@@ -436,15 +508,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     data.set_defaults(func=data_without_action)
 
-    beh = sub.add_parser("behaviour", help="train behaviour policies online (MATD3) and export their tiers")
+    beh = sub.add_parser("behaviour", help="train behaviour policies online (MATD3, QMIX for discrete actions) and "
+                                                 "export their tiers")
     beh.add_argument("action", choices=("train", "export", "replay"),
                      help="train ENV: run the online trainer; export RUN: copy a finished run's tier weights and "
                           "manifest to --out; replay RUN: write the run's exact Medium-Replay dataset to --out")
     beh.add_argument("env", help="environment (train, e.g. mpe/spread) or run directory (export, replay)")
     beh.add_argument("--seed", type=int, help="training seed (default 0)")
-    beh.add_argument("--env-steps", type=int, help="joint transitions to collect (default 600k)")
+    beh.add_argument("--env-steps", type=int, help="joint transitions to collect (default 600k; QMIX 2M)")
     beh.add_argument("--set", action="append", metavar="KEY=VALUE",
-                     help="override a trainer or MATD3 config field (repeatable), e.g. num_envs=32, actor_lr=1e-3")
+                     help="override a trainer, MATD3 or QMIX config field (repeatable), e.g. num_envs=32, lr=1e-3")
     beh.add_argument("--out", help="train: run directory (default results/behaviour/<env>/seed_<s>); "
                                    "export: weights directory; replay: output .h5 file")
     beh.add_argument("--export", metavar="DIR", help="train: export the tier weights and manifest here when done")
@@ -452,12 +525,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     plot = sub.add_parser("plot", help="figures")
     plot.add_argument("what", choices=("games", "inference", "training", "curves", "profiles", "improvement",
-                                       "aggregates", "results"),
+                                       "aggregates", "results", "ablations"),
                       help="games: the didactic games of App. H (Fig. 14-16); from run records (docs/ANALYSIS.md): "
                            "inference (Fig. 1/4), training (Fig. 11), curves (Fig. 12), profiles, improvement, "
-                           "aggregates, results (all of these)")
-    plot.add_argument("--out", help="output directory (default results/figures/games for games, else "
-                                    "results/figures)")
+                           "aggregates, results (all of these); ablations: Fig. 6-10 from an ablation suite's "
+                           "records")
+    plot.add_argument("--out", help="output directory (default results/figures/games for games, "
+                                    "results/figures/ablations for ablations, else results/figures)")
+    plot.add_argument("--suite", help="ablations: the suite whose tasks and profile to plot (default ablations, "
+                                      "configs/suites/ablations.yaml)")
     plot.add_argument("--seed", type=int, default=0, help="games: training seed; others: bootstrap random state")
     plot.add_argument("--steps", type=int, help="override the quick profile's games budget (smoke tests)")
     _add_results_options(plot)
@@ -502,8 +578,9 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--results", default="results", help="results root directory (default ./results); with Ray "
                                                             "it must be visible to every node")
     sweep.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (ray: each task asks for one GPU)")
-    sweep.add_argument("--tuned", metavar="FILE", help="use the values `marlbench tune` selected (e.g. "
-                                                     "configs/tuned/quick.yaml); records say so")
+    sweep.add_argument("--tuned", metavar="FILE|paper", help="use the values `marlbench tune` selected (e.g. "
+                       "configs/tuned/quick.yaml), or `paper`: the paper's published values (App. E, F.1); records "
+                       "say so")
     sweep.add_argument("--dry-run", action="store_true", help="list the seeds and their status, run nothing")
     sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
     sweep.set_defaults(func=cmd_sweep)

@@ -142,7 +142,7 @@ def spec_for_data(spec: TaskSpec | None, path: Path) -> TaskSpec | None:
     return replace(spec, state_dim=None) if "state_dim" in stats and stats["state_dim"] is None else spec
 
 
-def _spec_from_dims(name: str, dims: dict, benchmark: str) -> TaskSpec | None:
+def spec_from_dims(name: str, dims: dict, benchmark: str) -> TaskSpec | None:
     need = ("n_agents", "obs_dim", "action_kind", "action_dim")
     if any(dims.get(k) is None for k in need):
         return None
@@ -160,14 +160,14 @@ def _env_binding(name: str, env_task: str | None, vault: dict) -> dict:
     if env is None or env.spec is None:
         reason = vault.get("blocked") or (f"its environment task {env_task!r} is not available" if env_task else
                                           "no environment for it in this suite yet")
-        return {"spec": _spec_from_dims(name, vault.get("dims") or {}, vault["benchmark"]), "make_env": None,
+        return {"spec": spec_from_dims(name, vault.get("dims") or {}, vault["benchmark"]), "make_env": None,
                 "blocked_reason": reason}
     dims = vault.get("dims") or {}
     clash = [f"{k} {getattr(env.spec, k)} (data: {dims[k]})" for k in ("n_agents", "obs_dim", "action_kind",
                                                                        "action_dim")
              if dims.get(k) is not None and getattr(env.spec, k) != dims[k]]
     if clash:  # e.g. OMIGA's Ant-v2 observations (113) against a v5 environment (107): not evaluable there
-        return {"spec": _spec_from_dims(name, dims, vault["benchmark"]), "make_env": None,
+        return {"spec": spec_from_dims(name, dims, vault["benchmark"]), "make_env": None,
                 "blocked_reason": f"the suite's environment {env_task} differs from the data: " + ", ".join(clash)}
     # the env task may be blocked only for want of its own generated data (no generator): that does not concern us
     data_only = env.make_env is not None and env.generate is None
