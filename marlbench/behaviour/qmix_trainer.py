@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from marlbench.behaviour.envs import BehaviourEnv, get_env
-from marlbench.behaviour.history import read_curve
+from marlbench.behaviour.history import RunFiles, read_curve
 from marlbench.behaviour.qmix import QMIX, QMIXConfig
 from marlbench.config import apply_overrides
 from marlbench.errors import ConfigError, MarlbenchError, UnknownNameError
@@ -232,8 +232,9 @@ def load_agent(path: Path, spec, cfg: QMIXConfig, state_dim: int | None = None) 
 
 
 # ---------------------------------------------------------------------------------------------- the loop
-class QMIXTrainer:
+class QMIXTrainer(RunFiles):
     algorithm = ALGORITHM
+    snapshot_name = "agent"
 
     def __init__(self, cfg: QMIXTrainerConfig, out: Path, log: Callable[[str], None] = print,
                  command: list[str] | None = None, env: BehaviourEnv | None = None, progress: bool | None = None):
@@ -246,34 +247,6 @@ class QMIXTrainer:
         cfg.validate()
         self.limit = self.spec.episode_limit
         self.progress = progress
-
-    @property
-    def checkpoint_path(self) -> Path:
-        return self.out / "checkpoint.pt"
-
-    def part_path(self, k: int) -> Path:
-        return self.out / "replay" / f"part_{k:05d}.npz"
-
-    def snapshot_path(self, env_steps: int) -> Path:
-        return self.out / "snapshots" / f"agent_{env_steps:09d}.pt"
-
-    def run(self) -> dict:
-        cfg = self.cfg
-        final_path, config_path = self.out / "final.json", self.out / "config.json"
-        if config_path.exists():
-            saved = json.loads(config_path.read_text())
-            if saved.get("algorithm") != ALGORITHM or saved["trainer"] != cfg.to_dict():
-                raise MarlbenchError(f"{self.out} holds a run with a different config; use another --out or the "
-                                     f"same options (saved: {json.dumps(saved['trainer'])})")
-        if final_path.exists():
-            self.log(f"{self.out} is complete (final.json exists)")
-            return json.loads(final_path.read_text())
-        threads = torch.get_num_threads()
-        torch.set_num_threads(cfg.threads)
-        try:
-            return self._run(final_path)
-        finally:
-            torch.set_num_threads(threads)
 
     def _state_dim(self) -> int:
         return self.spec.state_dim or self.spec.n_agents * self.spec.obs_dim

@@ -37,7 +37,7 @@ import torch
 
 from marlbench.behaviour import qmix_trainer
 from marlbench.behaviour.envs import ACTOR_OBSERVATIONS, BehaviourEnv, actor_observations, actor_spec, get_env
-from marlbench.behaviour.history import read_curve, save_part
+from marlbench.behaviour.history import RunFiles, read_curve, save_part
 from marlbench.behaviour.matd3 import MATD3, MATD3Config
 from marlbench.behaviour.tiers import select_tiers
 from marlbench.config import apply_overrides
@@ -191,7 +191,7 @@ def make_trainer(cfg, out: Path, log: Callable[[str], None] = print, command: li
     return Trainer(cfg, out, log=log, command=command)
 
 
-class Trainer:
+class Trainer(RunFiles):
     algorithm = "MATD3"
 
     def __init__(self, cfg: TrainerConfig, out: Path, log: Callable[[str], None] = print,
@@ -208,35 +208,8 @@ class Trainer:
         self.round_steps = cfg.round_steps(self.limit)  # the most one round can collect
         self.command = command
 
-    # paths
-    @property
-    def checkpoint_path(self) -> Path:
-        return self.out / "checkpoint.pt"
-
-    def part_path(self, k: int) -> Path:
-        return self.out / "replay" / f"part_{k:05d}.npz"
-
-    def snapshot_path(self, env_steps: int) -> Path:
-        return self.out / "snapshots" / f"actor_{env_steps:09d}.pt"
-
-    def run(self) -> dict:
-        cfg = self.cfg
-        final_path = self.out / "final.json"
-        config_path = self.out / "config.json"
-        if config_path.exists():
-            saved = TrainerConfig.from_dict(json.loads(config_path.read_text())["trainer"])
-            if saved.to_dict() != cfg.to_dict():
-                raise MarlbenchError(f"{self.out} holds a run with a different config; use another --out or the "
-                                     f"same options (saved: {json.dumps(saved.to_dict())})")
-        if final_path.exists():
-            self.log(f"{self.out} is complete (final.json exists)")
-            return json.loads(final_path.read_text())
-        threads = torch.get_num_threads()
-        torch.set_num_threads(cfg.threads)
-        try:
-            return self._run(final_path)
-        finally:
-            torch.set_num_threads(threads)
+    def saved_trainer_config(self, saved: dict) -> dict:
+        return TrainerConfig.from_dict(saved["trainer"]).to_dict()  # normalised through the dataclass
 
     def _run(self, final_path: Path) -> dict:
         cfg, spec = self.cfg, self.spec
