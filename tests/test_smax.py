@@ -193,6 +193,8 @@ def test_smax_3m_shapes_masks_and_determinism(smax):
     differ = np.flatnonzero((attacked.obs != stood.obs).any((0, 1)))
     assert set(differ % 13) == {5} and differ.max() < 13 * 5  # feature 5 of the other-unit blocks only
 
+    compiled = env._programs.step._cache_size()  # other tests in this process may have compiled other batches
+
     def trajectory(seed):
         rng = np.random.default_rng(0)
         step, out = env.reset(seed), []
@@ -204,7 +206,7 @@ def test_smax_3m_shapes_masks_and_determinism(smax):
     a, b, c = trajectory(5), trajectory(5), trajectory(6)
     assert all(all(np.array_equal(x, y) for x, y in zip(s, t)) for s, t in zip(a, b))
     assert not np.array_equal(a[0][0], c[0][0])
-    assert env._programs.step._cache_size() == 1  # the state keeps its types: one compilation
+    assert env._programs.step._cache_size() == compiled  # the state keeps its types: no recompilation
 
 
 def test_smax_won_battle_through_the_adapter_over_the_shim(smax):
