@@ -39,6 +39,18 @@ class BatchedMultiAgentEnv(ABC):
     @abstractmethod
     def step(self, actions: np.ndarray) -> EnvStep: ...
 
+    def check_discrete_actions(self, actions: np.ndarray) -> np.ndarray:
+        """``actions`` as an integer array of shape [B, N] with every index in [0, n_actions); a ValueError naming
+        what was given otherwise."""
+        actions = np.asarray(actions)
+        expected = (self.num_envs, self.spec.n_agents)
+        if actions.shape != expected or not np.issubdtype(actions.dtype, np.integer):
+            raise ValueError(f"actions must be integers of shape {expected} (episodes, agents), got {actions.dtype} "
+                             f"{actions.shape}")
+        if actions.min() < 0 or actions.max() >= self.spec.action_dim:
+            raise ValueError(f"actions must be in [0, {self.spec.action_dim}), got {actions.min()}..{actions.max()}")
+        return actions
+
     def random_actions(self, rng: np.random.Generator, legals: np.ndarray | None = None) -> np.ndarray:
         """Uniform-random joint actions for every episode (the normalisation's random policy)."""
         b, n = self.num_envs, self.spec.n_agents

@@ -146,15 +146,9 @@ class SmacAdapterEnv(BatchedMultiAgentEnv):
     def step(self, actions: np.ndarray) -> EnvStep:
         if self.last is None:
             raise ConfigError("SmacAdapterEnv.step() called before reset(seed)")
-        actions = np.asarray(actions)
-        expected = (self.num_envs, self.spec.n_agents)
-        if actions.shape != expected or not np.issubdtype(actions.dtype, np.integer):
-            raise ValueError(f"actions must be integers of shape {expected} (episodes, agents), got {actions.dtype} "
-                             f"{actions.shape}")
+        actions = self.check_discrete_actions(actions)
         last = self.last
         live = ~(last.terminated | last.truncated)
-        if actions.min() < 0 or actions.max() >= self.spec.action_dim:
-            raise ValueError(f"actions must be in [0, {self.spec.action_dim}), got {actions.min()}..{actions.max()}")
         chosen = np.take_along_axis(last.legals, actions[..., None], -1)[..., 0]
         illegal = np.argwhere(~chosen & live[:, None])
         if len(illegal):

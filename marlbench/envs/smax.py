@@ -189,13 +189,7 @@ class SmaxEnv(BatchedMultiAgentEnv):
     def step(self, actions: np.ndarray) -> EnvStep:
         if self.last is None:
             raise ConfigError("SmaxEnv.step() called before reset(seed)")
-        actions = np.asarray(actions)
-        expected = (self.num_envs, self.spec.n_agents)
-        if actions.shape != expected or not np.issubdtype(actions.dtype, np.integer):
-            raise ValueError(f"actions must be integers of shape {expected} (episodes, agents), got {actions.dtype} "
-                             f"{actions.shape}")
-        if actions.min() < 0 or actions.max() >= self.spec.action_dim:
-            raise ValueError(f"actions must be in [0, {self.spec.action_dim}), got {actions.min()}..{actions.max()}")
+        actions = self.check_discrete_actions(actions)
         ended = self.last.terminated | self.last.truncated
         out = self._programs.step(self._keys, self._state, actions.astype(np.int32), ended)
         self._keys, self._state = out[0], out[1]
