@@ -31,7 +31,7 @@ def test_the_message_names_which_of_the_two_is_missing(sc2, data, expected, tmp_
     if data:
         (tmp_path / "datasets" / "og_marl").mkdir(parents=True)
         (tmp_path / "datasets" / "og_marl" / "3m-good.h5").write_bytes(b"")
-    reason = smac.headline_reason("smacv1/3m-good", "og_marl/3m-good", "v1", "smax/3m-good")
+    reason = smac.headline_reason("og_marl/3m-good", "v1", "smax/3m-good")
     for text in expected:
         assert text in reason
     assert ("smax/3m-good" in reason) == (not sc2)

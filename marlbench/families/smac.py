@@ -33,9 +33,9 @@ def _spec(name: str, source: str, scenario: str) -> TaskSpec | None:
     return spec_from_dims(name, _vault_dims().get((source, scenario), {}), "smac")
 
 
-def headline_reason(task: str, public: str, version: str, smax_analogue: str | None) -> str | None:
-    """Why ``task`` cannot run here, in one line: which of StarCraft II and its dataset is missing, with the commands
-    that get each, and the SMAX analogue; None when both are present."""
+def headline_reason(public: str, version: str, smax_analogue: str | None) -> str | None:
+    """Why a task whose data is ``public`` cannot run here, in one line: which of StarCraft II and its dataset is
+    missing, with the commands that get each, and the SMAX analogue; None when both are present."""
     sc2 = starcraft_missing(version)  # "needs <what> (<command>) and <what> (<command>)" or None
     have_data = (data_dir() / "datasets" / f"{public}.h5").exists()
     data = f"the dataset {public} (missing: `marlbench data download {public}`)"
@@ -55,7 +55,7 @@ def _task(benchmark: str, version: str, scenario: str, quality: str, source: str
     name = f"{benchmark}/{scenario}-{quality}"
     public = f"{source}/{scenario}-{quality}"
     smax = f"smax/{scenario}-{quality}" if scenario in SMAX_MAPS else None
-    reason = headline_reason(name, public, version, smax)
+    reason = headline_reason(public, version, smax)
     spec = _spec(name, source, scenario)
     # the environment only where StarCraft II runs: the public task binds to it (public.py _env_binding)
     sc2_here = starcraft_missing(version) is None
