@@ -39,7 +39,7 @@ RUN_COLUMNS = [
     "base_algorithm", "variant", "tuning_source",
 ]
 CURVE_COLUMNS = ["algorithm", "task", "benchmark", "dataset", "seed", "step", "return", "normalised_score",
-                 "final", "profile", "run_id", "return_std", "episodes"]
+                 "final", "profile", "run_id", "return_std", "episodes", "win_rate"]
 MAX_LISTED = 60
 
 
@@ -212,7 +212,8 @@ def _curve_rows(path: Path, base: dict, episodes: tuple[int | None, int | None] 
             final = bool(rec.get("final", False))
             rows.append({**base, "step": int(rec["step"]), "return": rec.get("return_mean"),
                          "recorded": rec.get("normalised_score"), "final": final,
-                         "return_std": rec.get("return_std"), "episodes": episodes[1] if final else episodes[0]})
+                         "return_std": rec.get("return_std"), "episodes": episodes[1] if final else episodes[0],
+                         "win_rate": rec.get("win_rate")})  # only where the environment reports wins
     return rows
 
 

@@ -13,6 +13,12 @@ A cell whose runs had not converged is marked: ‡ when its learning curves stil
 of the budget, ? when their evaluations are too noisy to tell (analysis/convergence.py; the notes count both).
 Below the table, rliable aggregates over the table's tasks: IQM, mean, median and optimality gap of the normalised
 scores with 95% stratified-bootstrap intervals (analysis/stats.py).
+
+``metric`` (`marlbench table --metric`) picks what every cell shows instead of the layout's own choice: ``return``,
+``normalised`` or ``win-rate`` (percent of the final evaluation's episodes won; only environments that report
+battles, SMAX and SMAC, record it). A cell whose records lack the chosen value reads "n/a"; the paper's values are
+shown only beside the unit the paper printed (it reports no win rates), and the rliable aggregates always use the
+normalised score. The default (``auto``) is the layout's choice described above.
 """
 from __future__ import annotations
 
@@ -31,6 +37,8 @@ from marlbench.errors import UnknownNameError
 from marlbench.results import atomic_write_bytes
 
 FORMATS = ("md", "latex", "csv")
+METRICS = ("auto", "return", "normalised", "win-rate")  # `--metric`: auto is each section's own (the paper's) unit
+NOT_AVAILABLE = "n/a"  # a cell whose runs exist but whose records lack the chosen metric (e.g. win rate off SMAC)
 EXTENSIONS = {"md": ".md", "latex": ".tex", "csv": ".csv"}
 PM = "±"
 
@@ -54,12 +62,12 @@ class Cell:
         return len(self.values)
 
     @property
-    def mean(self) -> float:
-        return float(np.mean(self.values))
+    def mean(self) -> float | None:  # None: runs exist but none recorded the metric (shown as n/a)
+        return float(np.mean(self.values)) if self.n else None
 
     @property
-    def std(self) -> float:
-        return float(np.std(self.values))  # population std (ddof = 0), as `marlbench run` prints
+    def std(self) -> float | None:
+        return float(np.std(self.values)) if self.n else None  # population std (ddof = 0), as `marlbench run` prints
 
 
 @dataclass
@@ -86,7 +94,7 @@ class Row:
 class Section:
     benchmark: str
     label: str
-    metric: str  # "return" or "normalised"
+    metric: str  # "return", "normalised" or (chosen with `--metric`) "win-rate"
     rows: list[Row]
     average: dict[str, float | None] = field(default_factory=dict)
     average_rank: dict[str, int | None] = field(default_factory=dict)
@@ -111,6 +119,12 @@ class Table:
     show_paper: bool = True
     profiles: list[str] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
+    metric: str = "auto"  # `--metric`: auto (each section's own) or the one every section shows
+
+    @property
+    def stem(self) -> str:
+        """File name (and LaTeX label) of the table: the suite, with the metric when one was chosen."""
+        return self.name if self.metric == "auto" else f"{self.name}_{self.metric.replace('-', '_')}"
 
     def fmt(self, x: float | None) -> str:
         return "-" if x is None else f"{x:.{self.decimals}f}"
@@ -118,6 +132,8 @@ class Table:
     def cell_text(self, cell: Cell | None) -> str:
         if cell is None:
             return "-"
+        if not cell.n:
+            return NOT_AVAILABLE
         text = f"{self.fmt(cell.mean)} {PM} {self.fmt(2 * cell.std)}"
         if cell.n != len(self.seeds):
             text += f" (n={cell.n})"
@@ -142,7 +158,10 @@ def _dense_ranks(values: dict[str, float | None], decimals: int) -> dict[str, in
 
 
 def _metric_column(metric: str) -> str:
-    return "normalised_score" if metric == "normalised" else "return"
+    return {"normalised": "normalised_score", "win-rate": "win_rate"}.get(metric, "return")
+
+
+METRIC_SCALE = {"win-rate": 100.0}  # win rates are recorded as fractions and shown in percent
 
 
 def _sections_auto(results: Results) -> list[tuple[str, str, str, list[str]]]:
@@ -169,8 +188,12 @@ def _paper_notes(tasks: list[str]) -> list[str]:
 
 def build_table(results: Results, suite: str = "auto", allow_missing: bool = False, decimals: int = 1,
                 bootstrap: bool = True, reps: int = stats.DEFAULT_REPS, seed: int = stats.DEFAULT_SEED,
-                show_paper: bool = True) -> Table:
-    """Assemble the table (``suite``: ``table1``, ``table2`` or ``auto`` = every task and algorithm present)."""
+                show_paper: bool = True, metric: str = "auto") -> Table:
+    """Assemble the table (``suite``: ``table1``, ``table2`` or ``auto`` = every task and algorithm present).
+    ``metric`` (one of METRICS) is what the cells show: ``auto`` = each section's own unit (the paper's)."""
+    if metric not in METRICS:
+        raise UnknownNameError("table metric", metric, METRICS)
+    chosen = None if metric == "auto" else metric
     if suite in refs.PAPER_TABLES:
         pt = refs.paper_table(suite)
         algorithms, title, name = list(pt.algorithms), pt.title, suite
@@ -192,7 +215,7 @@ def build_table(results: Results, suite: str = "auto", allow_missing: bool = Fal
         expected = results.require_complete(algorithms, tasks, what=name, hint=hint)
         cells_missing, seeds_missing = [], {}
     table = Table(name=name, title=title, algorithms=algorithms, sections=[], seeds=expected, decimals=decimals,
-                  reps=reps, seed=seed, show_paper=show_paper)
+                  reps=reps, seed=seed, show_paper=show_paper, metric=metric)
     if cells_missing or seeds_missing:
         table.notes.append(f"incomplete: {len(cells_missing)} empty cells, {len(seeds_missing)} cells with missing "
                            f"seeds (shown with their n)")
@@ -203,16 +226,29 @@ def build_table(results: Results, suite: str = "auto", allow_missing: bool = Fal
     grouped = {key: g.sort_values("seed") for key, g in runs.groupby(["task", "algorithm"])}
     curves = results.curves
     convergence = conv.convergence_by_cell(curves[curves["algorithm"].isin(algorithms) & curves["task"].isin(tasks)])
-    for bench, label, metric, section_tasks in layout:
-        column = _metric_column(metric)
+    hidden_paper: set[str] = set()  # units the paper printed that differ from the chosen metric
+    for bench, label, layout_metric, section_tasks in layout:
+        metric = chosen or layout_metric
+        column, scale = _metric_column(metric), METRIC_SCALE.get(metric, 1.0)
         ps = paper_sections.get(bench)
+        # a chosen metric shows the published values (and the notes on them) only beside the unit the paper printed
+        if ps is not None:
+            section_notes = list(ps.notes) if chosen is None or ps.metric == chosen else []
+        else:
+            section_notes = _paper_notes([t for t in section_tasks if chosen is None or _paper_metric(t) == chosen])
         section = Section(bench, label, metric, [], paper_average=dict(ps.average) if ps else {},
-                          notes=list(ps.notes) if ps else _paper_notes(section_tasks))
+                          notes=section_notes)
+        if chosen is not None and ps and ps.metric != chosen:
+            section.paper_average = {}
+            hidden_paper.add(ps.metric)
         for task in section_tasks:
             _, scenario, quality = refs.split_task(task)
             paper_row = ps.cells.get(task, {}) if ps else {}
             if not paper_row and suite == "auto":
                 paper_row = {a: c for a in algorithms if (c := refs.paper_cell(task, a)) is not None}
+            if chosen is not None and paper_row and _paper_metric(task) != chosen:
+                hidden_paper.add(_paper_metric(task) or "")
+                paper_row = {}
             sources = ps.paper_sources if ps else refs.paper_sources(task)
             cells: dict[str, Cell | None] = {}
             for algo in algorithms:
@@ -221,10 +257,14 @@ def build_table(results: Results, suite: str = "auto", allow_missing: bool = Fal
                     cells[algo] = None
                     continue
                 vals = g[column].to_numpy(dtype=float)
-                if np.isnan(vals).any():
+                seeds = [int(s) for s in g["seed"]]
+                if chosen is not None:  # seeds whose records lack the chosen metric leave the cell (n/a if all do)
+                    seeds = [s for s, v in zip(seeds, vals) if not np.isnan(v)]
+                    vals = vals[~np.isnan(vals)] * scale
+                elif np.isnan(vals).any():
                     raise ResultsError(f"{task} x {algo}: no {metric} score in some records (task without fixed "
                                        f"references?)")
-                cell = Cell(algo, task, vals, [int(s) for s in g["seed"]],
+                cell = Cell(algo, task, vals, seeds,
                             sorted({str(s) for s in g["source"]}), sorted({str(p) for p in g["profile"]}),
                             paper=paper_row.get(algo), convergence=convergence.get((algo, task)))
                 if paper_row:
@@ -236,17 +276,18 @@ def build_table(results: Results, suite: str = "auto", allow_missing: bool = Fal
                         why.append(f"profile {'/'.join(cell.profiles)}")
                     cell.comparable, cell.why_not = not why, ", ".join(why)
                 cells[algo] = cell
-            ranks = _dense_ranks({a: (c.mean if c else None) for a, c in cells.items()}, decimals)
+            ranks = _dense_ranks({a: (c.mean if c else None) for a, c in cells.items()}, decimals)  # n/a: None
             for a, c in cells.items():
                 if c is not None:
                     c.rank = ranks[a]
             section.rows.append(Row(task, bench, scenario, quality, cells, paper_row))
         for algo in algorithms:
-            means = [r.cells[algo].mean for r in section.rows if r.cells[algo] is not None]
+            means = [r.cells[algo].mean for r in section.rows if r.cells[algo] is not None and r.cells[algo].n]
             section.average[algo] = float(np.mean(means)) if len(means) == len(section.rows) else None
         section.average_rank = _dense_ranks(section.average, decimals)
         table.sections.append(section)
 
+    _metric_notes(table, chosen, hidden_paper, bootstrap)
     _convergence_notes(table)
     _tuning_note(table, runs)
     for bench_section in table.sections:
@@ -256,6 +297,31 @@ def build_table(results: Results, suite: str = "auto", allow_missing: bool = Fal
     if bootstrap:
         _aggregates(table, results, tasks, algorithms, reps, seed)
     return table
+
+
+def _paper_metric(task: str) -> str | None:
+    """The unit the paper printed for a task ("return" or "normalised"), None when the paper has no such task."""
+    section = refs.paper_section(task)
+    return section.metric if section is not None else None
+
+
+def _metric_notes(table: Table, chosen: str | None, hidden_paper: set[str], bootstrap: bool) -> None:
+    """What a chosen ``--metric`` shows and leaves out (nothing for the default)."""
+    if chosen is None:
+        return
+    if chosen == "win-rate":
+        table.notes.append("win rate: percent of the final evaluation's episodes that ended in a won battle; only "
+                           "recorded for environments that report battles (SMAX, SMAC). n/a: the records hold no "
+                           "win rate (other environments, or records written before win rate was recorded)")
+    elif any(not c.n for s in table.sections for r in s.rows for c in r.cells.values() if c is not None):
+        table.notes.append(f"n/a: the records hold no {_metric_text(chosen)} (tasks without fixed references)")
+    if table.show_paper and hidden_paper:
+        printed = " and ".join(sorted(_metric_text(m) for m in hidden_paper if m))
+        table.notes.append(f"the paper's values are left out where it printed {printed}, not "
+                           f"{_metric_text(chosen)}")
+    if bootstrap and chosen != "normalised":
+        table.notes.append(f"the rliable aggregates below use normalised scores, not the cells' "
+                           f"{_metric_text(chosen)}")
 
 
 def _tuning_note(table: Table, runs) -> None:
@@ -335,8 +401,8 @@ def _aggregates(table: Table, results: Results, tasks: list[str], algorithms: li
 
 # --------------------------------------------------------------------------------------------- render
 def _metric_text(metric: str) -> str:
-    return ("normalised score 100 (R - random) / (expert - random)" if metric == "normalised"
-            else "episode return")
+    return {"normalised": "normalised score 100 (R - random) / (expert - random)",
+            "win-rate": "win rate (% of evaluation episodes won)"}.get(metric, "episode return")
 
 
 def _caption(table: Table) -> list[str]:
@@ -421,7 +487,7 @@ def render_latex(table: Table) -> str:
 
     def num(text: str, rank: int | None) -> str:
         math = text.replace(PM, r"\pm").replace("‡", r"^{\ddagger}").replace("?", "^{?}")
-        body = "$" + math + "$" if text != "-" else "--"
+        body = "--" if text == "-" else text if text == NOT_AVAILABLE else "$" + math + "$"
         return rf"\textbf{{{body}}}" if rank == 1 else rf"\underline{{{body}}}" if rank == 2 else body
 
     def paper_tex(p: refs.PaperCell | None) -> str:
@@ -436,7 +502,7 @@ def render_latex(table: Table) -> str:
            r"\caption{" + _tex(table.title) + ". "
            + _tex(" ".join(_caption(table)).replace("`", "")).replace(PM, r"$\pm$")
            + "}",
-           rf"\label{{tab:{table.name}}}", r"\resizebox{\textwidth}{!}{%", rf"\begin{{tabular}}{{{cols}}}",
+           rf"\label{{tab:{table.stem}}}", r"\resizebox{\textwidth}{!}{%", rf"\begin{{tabular}}{{{cols}}}",
            r"\toprule", " & ".join(["Benchmark", "Task", "Dataset"] + names) + r" \\", r"\midrule"]
     for k, s in enumerate(table.sections):
         if k:
@@ -462,7 +528,7 @@ def render_latex(table: Table) -> str:
     out += [r"\bottomrule", r"\end{tabular}}", r"\end{table}"]
     if table.aggregates:
         out += ["", r"\begin{table}[t]", r"\centering", rf"\caption{{{_tex(_agg_caption(table))}}}",
-                rf"\label{{tab:{table.name}-aggregates}}", r"\begin{tabular}{l" + "c" * len(stats.AGGREGATES) + "r}",
+                rf"\label{{tab:{table.stem}-aggregates}}", r"\begin{tabular}{l" + "c" * len(stats.AGGREGATES) + "r}",
                 r"\toprule", "Algorithm & " + " & ".join(stats.AGGREGATE_LABELS[k] for k in stats.AGGREGATES) +
                 r" & runs \\", r"\midrule"]
         for a, agg in table.aggregates.items():
@@ -498,7 +564,8 @@ def render_csv(table: Table) -> str:
                 c, p = r.cells[a], r.paper.get(a)
                 w.writerow([table.name, "cell", s.benchmark, r.task, r.scenario, r.quality, a, s.metric,
                             c.n if c else 0, " ".join(map(str, c.seeds)) if c else "",
-                            _f(c.mean if c else None), _f(c.std if c else None), _f(2 * c.std if c else None),
+                            _f(c.mean if c else None), _f(c.std if c else None),
+                            _f(2 * c.std if c and c.n else None),
                             table.cell_text(c), c.rank if c and c.rank else "",
                             int(bool(c and c.rank == 1)), int(bool(c and c.rank == 2)),
                             _f(p.mean if p else None), _f(p.two_std if p else None), (p.mark or "") if p else "",
@@ -538,11 +605,11 @@ def write_table(table: Table, out_dir: Path, formats: tuple[str, ...] = FORMATS)
     out_dir = Path(out_dir)
     paths = []
     for fmt in formats:
-        path = out_dir / f"{table.name}{EXTENSIONS[fmt]}"
+        path = out_dir / f"{table.stem}{EXTENSIONS[fmt]}"
         atomic_write_bytes(path, render(table, fmt).encode())
         paths.append(path)
         if fmt == "csv" and table.aggregates:
-            path = out_dir / f"{table.name}_aggregates.csv"
+            path = out_dir / f"{table.stem}_aggregates.csv"
             atomic_write_bytes(path, render_aggregates_csv(table).encode())
             paths.append(path)
     return paths

@@ -3,6 +3,8 @@
 - A fixed budget of gradient steps. Learning-curve evaluations every ``eval_every`` steps.
 - The reported score is the FINAL policy's mean return over ``eval_episodes`` fixed episodes (never the best
   evaluation seen). Evaluation episodes are seeded by the run seed only, so every algorithm meets the same ones.
+  Where the environment reports battles (a ``won`` attribute: SMAX, StarCraft II), every evaluation also records
+  its win rate (``win_rate``; None in final.json and absent from curve lines elsewhere).
 - Inference latency: wall time of one joint action (all agents, batch 1), median over ``latency_calls`` calls
   after ``latency_warmup`` calls (fewer for samplers too slow for ``latency_budget_seconds``), measured in the
   same run. Training wall-clock counts gradient steps only.
@@ -81,8 +83,12 @@ def _sync(device: torch.device) -> None:
 
 
 @torch.no_grad()
-def evaluate(algo: Algorithm, task: Task, episodes: int, seed: int) -> np.ndarray:
-    """Returns of ``episodes`` episodes played together in one batched environment (one act() per step)."""
+def evaluate_episodes(algo: Algorithm, task: Task, episodes: int, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """(returns, won) of ``episodes`` episodes played together in one batched environment (one act() per step).
+
+    ``won`` [episodes] bool says which episodes ended in a won battle, read once from the environment's ``won``
+    attribute after the episode loop (SMAX and StarCraft II report it; ended episodes keep their flags until the
+    next reset); None for environments without one."""
     env = task.make_env(episodes)
     devices = [algo.device] if algo.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):  # policy noise must not disturb the training RNG stream
@@ -100,7 +106,18 @@ def evaluate(algo: Algorithm, task: Task, episodes: int, seed: int) -> np.ndarra
             done |= step.terminated | step.truncated
             if done.all():
                 break
-    return returns
+    won = getattr(env, "won", None)
+    return returns, (None if won is None else np.array(won, dtype=bool).reshape(episodes))
+
+
+def evaluate(algo: Algorithm, task: Task, episodes: int, seed: int) -> np.ndarray:
+    """Returns of ``episodes`` episodes played together in one batched environment (one act() per step)."""
+    return evaluate_episodes(algo, task, episodes, seed)[0]
+
+
+def win_rate(won: np.ndarray | None) -> float | None:
+    """The fraction of won episodes, None where the environment does not report wins."""
+    return None if won is None else float(np.mean(won))
 
 
 def timing_plan(first_seconds: float, calls: int, warmup: int, budget_seconds: float,
@@ -147,15 +164,20 @@ def measure_mechanism(algo: Algorithm, sampler: Any, seed: int, step: int) -> di
         return {k: float(v) for k, v in algo.diagnostics(sampler.sample()).items()}
 
 
-def _score(task: Task, returns: np.ndarray) -> dict[str, Any]:
+def _score(task: Task, returns: np.ndarray, won: np.ndarray | None = None) -> dict[str, Any]:
+    """The scores of one evaluation: return, normalised score and, where the environment reports wins (``won`` not
+    None), the win rate; without wins the key is left out, so such curve lines read as before."""
     normalised = [task.spec.normalise(float(r)) for r in returns]
     has_norm = normalised[0] is not None
-    return {
+    score = {
         "return_mean": float(np.mean(returns)),
         "return_std": float(np.std(returns)),
         "normalised_score": float(np.mean(normalised)) if has_norm else None,
         "normalised_std": float(np.std(normalised)) if has_norm else None,
     }
+    if won is not None:
+        score["win_rate"] = win_rate(won)
+    return score
 
 
 def seed_paths(algo_cls: type[Algorithm], task: Task, resolved: ResolvedConfig, results_root: Path,
@@ -281,8 +303,8 @@ def _train_seed(algo_cls: type[Algorithm], task: Task, seed: int, resolved: Reso
                 progress(step)
         if step % proto.eval_every == 0 and step < proto.steps:  # the final step gets the full evaluation
             t0 = time.perf_counter()
-            returns = evaluate(algo, task, proto.curve_eval_episodes, eval_seed)
-            append_metrics(paths.metrics, {"step": step, "curve": True, **_score(task, returns),
+            returns, won = evaluate_episodes(algo, task, proto.curve_eval_episodes, eval_seed)
+            append_metrics(paths.metrics, {"step": step, "curve": True, **_score(task, returns, won),
                                            "eval_seconds": round(time.perf_counter() - t0, 3)})
         if step % proto.checkpoint_every == 0:
             save_checkpoint(step)
@@ -301,9 +323,9 @@ def _train_seed(algo_cls: type[Algorithm], task: Task, seed: int, resolved: Reso
         draws = [measure_mechanism(algo, diagnostic_sampler, seed, proto.steps + k) for k in range(1, 5)]
         final_mechanism = {k: float(np.mean([d[k] for d in draws])) for k in draws[0]}
     t0 = time.perf_counter()
-    returns = evaluate(algo, task, proto.eval_episodes, eval_seed)
+    returns, won = evaluate_episodes(algo, task, proto.eval_episodes, eval_seed)
     eval_seconds = time.perf_counter() - t0  # all episodes together, one batched act() per time step
-    score = _score(task, returns)
+    score = _score(task, returns, won)
     append_metrics(paths.metrics, {"step": proto.steps, "curve": True, "final": True, **score,
                                    "eval_seconds": round(eval_seconds, 3)})
     latency = inference_latency_ms(algo, task, proto.latency_calls, proto.latency_warmup,
@@ -313,8 +335,8 @@ def _train_seed(algo_cls: type[Algorithm], task: Task, seed: int, resolved: Reso
         "schema_version": FINAL_SCHEMA_VERSION,
         "run_id": rid, "algorithm": algo_cls.name, "task": task.name, "benchmark": task.benchmark,
         "seed": seed, "profile": resolved.profile, "steps": proto.steps,
-        **score,
-        "episodes": proto.eval_episodes, "returns": [float(r) for r in returns], "win_rate": None,
+        **score, "win_rate": win_rate(won),  # None where the environment reports no wins
+        "episodes": proto.eval_episodes, "returns": [float(r) for r in returns],
         "inference_ms": statistics.median(latency), "inference_ms_iqr": [q[0], q[2]], "inference_calls": len(latency),
         "train_seconds": train_seconds, "eval_seconds": eval_seconds, "diagnostics": final_mechanism,
         "dataset": dataset_info, "config": config, "device": str(dev), "threads": proto.threads,

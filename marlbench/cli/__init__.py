@@ -132,7 +132,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         eval_s = "n/a" if r.get("eval_seconds") is None else f"{r['eval_seconds']:.2f}"  # older records lack it
         print(f"{r['seed']:>4}  {r['return_mean']:>9.1f}  {norm:>10}  {r['inference_ms']:>12.3f}  "
               f"{r['train_seconds']:>8.1f}  {eval_s:>7}{note}")
-    for label, key in (("return", "return_mean"), ("normalised", "normalised_score"),
+    for label, key in (("return", "return_mean"), ("normalised", "normalised_score"), ("win rate", "win_rate"),
                        ("inference ms", "inference_ms"), ("train s", "train_seconds"), ("eval s", "eval_seconds")):
         values = [r[key] for r in records if r.get(key) is not None]
         if values:
@@ -243,8 +243,10 @@ def cmd_behaviour(args: argparse.Namespace) -> int:
         print(f"training {trainer.algorithm} behaviour policies on {env.name}: {cfg.env_steps} env steps, seed "
               f"{cfg.seed} -> {out}")
         record = trainer.run()
-        if "tiers" not in record:  # QMIX: tiers are chosen from the curve later
+        if "tiers" not in record:  # QMIX: tiers are chosen from the curve at export
             print(record["summary"])
+            if args.export:
+                _export_tiers(out, Path(args.export))
             return 0
         t = record["tiers"]
 
@@ -255,12 +257,10 @@ def cmd_behaviour(args: argparse.Namespace) -> int:
         print(f"done in {record['train_seconds']:.0f}s: expert {score(t['expert'])}; medium {score(t['medium'])}; "
               f"uniform random return {t['random_return']:.1f}")
         if args.export:
-            tiers.export_weights(out, Path(args.export))
-            print(f"exported tier weights and manifest to {args.export}")
+            _export_tiers(out, Path(args.export))
         return 0
     if args.action == "export":
-        manifest = tiers.export_weights(Path(args.env), Path(args.out or "weights"))
-        print(f"exported {manifest['env']} tier weights to {args.out or 'weights'}")
+        _export_tiers(Path(args.env), Path(args.out or "weights"))
         return 0
     # replay: the exact Medium-Replay cut of a run's replay history
     from marlbench.data.formats.native import save_native
@@ -271,6 +271,23 @@ def cmd_behaviour(args: argparse.Namespace) -> int:
     print(f"wrote {out}: {dataset.n_episodes} episodes, {dataset.n_transitions} transitions, "
           f"sha256 {dataset.checksum()}")
     return 0
+
+
+def _export_tiers(run: Path, out: Path) -> None:
+    """Export a behaviour run's tier weights and manifest: MATD3 (tiers.py) or QMIX (smax_tiers.py)."""
+    from marlbench.behaviour import smax_tiers, tiers
+
+    config = run / "config.json"
+    if not config.exists():
+        raise MarlbenchError(f"{run} holds no behaviour-training run (no config.json)")
+    if json.loads(config.read_text()).get("algorithm") == "QMIX":
+        manifest = smax_tiers.export_smax_weights(run, out)
+        summary = "; ".join(f"{q} {t['env_steps']} env steps, return {t['return_mean']:.3f}, win rate "
+                            f"{t['win_rate']:.2f}" for q, t in manifest["tiers"].items())
+    else:
+        manifest = tiers.export_weights(run, out)
+        summary = "; ".join(f"{q} {manifest['tiers'][q]['env_steps']} env steps" for q in ("expert", "medium"))
+    print(f"exported {manifest['env']} tier weights and manifest to {out}: {summary}")
 
 
 def _read_results(args: argparse.Namespace):
@@ -351,7 +368,7 @@ def cmd_table(args: argparse.Namespace) -> int:
 
     table = tables.build_table(_read_results(args), args.suite, allow_missing=args.allow_missing,
                                decimals=args.decimals, bootstrap=not args.no_bootstrap, reps=args.reps,
-                               seed=args.seed, show_paper=not args.no_paper)
+                               seed=args.seed, show_paper=not args.no_paper, metric=args.metric)
     formats = tables.FORMATS if args.format == "all" else (args.format,)
     if args.out:
         for path in tables.write_table(table, Path(args.out), formats):
@@ -560,6 +577,10 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("--no-bootstrap", action="store_true", help="skip the rliable aggregates")
     table.add_argument("--no-paper", action="store_true", help="leave out the paper's values")
     table.add_argument("--decimals", type=int, default=1)
+    table.add_argument("--metric", default="auto", choices=("auto", "return", "normalised", "win-rate"),
+                       help="what the cells show: auto (default) = each section's own unit, as the paper prints it; "
+                            "return, normalised score, or win-rate (percent of evaluation episodes won; recorded only "
+                            "for environments that report battles, SMAX and SMAC, n/a elsewhere)")
     table.set_defaults(func=cmd_table)
 
     sweep = sub.add_parser("sweep", help="run a suite (algorithms x tasks x seeds) on local processes or Ray",

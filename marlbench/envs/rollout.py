@@ -29,7 +29,8 @@ def rollout(env: BatchedMultiAgentEnv, policy: Policy, episodes: int, seed: int)
     for c in range(n_chunks):
         keep = min(b, episodes - c * b)
         parts.append(_rollout_batch(env, policy, derive_seed(seed, 0, c), spec.episode_limit, keep))
-    return Dataset(**_merge(parts))
+    won = _pop_wins(parts)
+    return _with_wins(Dataset(**_merge(parts)), won)
 
 
 def rollout_transitions(env: BatchedMultiAgentEnv, policy: Policy, transitions: int, seed: int) -> Dataset:
@@ -46,14 +47,31 @@ def rollout_transitions(env: BatchedMultiAgentEnv, policy: Policy, transitions: 
             total += len(parts[-1]["rewards"])
             bar.update(min(len(parts[-1]["rewards"]), transitions - bar.n))
             c += 1
+    won = _pop_wins(parts)
     data = _merge(parts)
     ends = np.flatnonzero(data["terminals"] | data["truncations"]) + 1
-    cut = int(ends[np.searchsorted(ends, transitions)])
-    return Dataset(**{k: None if v is None else v[:cut] for k, v in data.items()})
+    last = int(np.searchsorted(ends, transitions))  # the episode that reaches the target
+    cut = int(ends[last])
+    return _with_wins(Dataset(**{k: None if v is None else v[:cut] for k, v in data.items()}),
+                      None if won is None else won[:last + 1])
 
 
 def _merge(parts: list[dict]) -> dict:
     return {k: np.concatenate([p[k] for p in parts]) if parts[0][k] is not None else None for k in parts[0]}
+
+
+def _pop_wins(parts: list[dict]) -> np.ndarray | None:
+    """The per-episode win flags of environments that report battles (``env.won``), taken out of the parts."""
+    won = [p.pop("won") for p in parts]
+    return None if won[0] is None else np.concatenate(won)
+
+
+def _with_wins(data: Dataset, won: np.ndarray | None) -> Dataset:
+    """Record the win rate of the episodes in the dataset's metadata (its card), where the environment reports
+    battles."""
+    if won is not None:
+        data.metadata.update({"episodes_won": int(won.sum()), "win_rate": float(won.mean())})
+    return data
 
 
 def _rollout_batch(env: BatchedMultiAgentEnv, policy: Policy, seed: int, limit: int, keep: int) -> dict:
@@ -91,4 +109,6 @@ def _rollout_batch(env: BatchedMultiAgentEnv, policy: Policy, seed: int, limit: 
     # an episode still running at the time limit is cut there
     ends = np.cumsum(alive.sum(axis=1)) - 1
     out["truncations"][ends] |= ~out["terminals"][ends]
+    won = getattr(env, "won", None)  # per episode, where the environment reports battles (SMAX, SMAC)
+    out["won"] = None if won is None else np.asarray(won, dtype=bool)[:keep].copy()
     return out

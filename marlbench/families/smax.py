@@ -2,8 +2,9 @@
 its observations, state, actions and rewards differ from StarCraft II's (docs/SMAX.md).
 
 Tasks ``smax/<map>-<quality>``: OG-MARL's tiers (Good, Medium, Poor; Replay for the SMACv2-style map) of the maps
-3m, 8m, 2s3z, 5m_vs_6m and smacv2_5_units. They are registered blocked until their behaviour policies are trained and
-the tiers generated; the environment itself (``marlbench/envs/smax.py``) runs with the ``smax`` extra.
+3m, 8m, 2s3z, 5m_vs_6m and smacv2_5_units, generated from the shipped QMIX behaviour policies
+(``marlbench/behaviour/weights/<map>/``, ``marlbench/behaviour/smax_tiers.py``). A map without shipped weights is
+registered blocked, saying so; the environment itself (``marlbench/envs/smax.py``) runs with the ``smax`` extra.
 
 Behaviour environments ``smax/<map>``: ``marlbench behaviour train smax/3m`` trains QMIX behaviour policies
 (``marlbench/behaviour/qmix_trainer.py``; the trainer is chosen by the action kind).
@@ -13,19 +14,39 @@ from __future__ import annotations
 from functools import partial
 
 from marlbench.behaviour.envs import BehaviourEnv
+from marlbench.behaviour.tiers import load_manifest
 from marlbench.envs.smax import INSTALL, MAPS, SmaxEnv, jaxmarl_available, smax_spec
 from marlbench.tasks import Family, Task, TaskEntry
 
 QUALITIES = ("good", "medium", "poor")
 REPLAY_MAPS = ("smacv2_5_units",)  # SMACv2-style maps (random unit types and start positions): OG-MARL's Replay tier
-NO_TIERS = ("not runnable yet: the behaviour-policy tiers of SMAX {map} are not generated yet (the QMIX behaviour "
-            "policies train with `marlbench behaviour train smax/{map}`; tier generation is still to come); the SMAX "
-            "simulator itself runs")
+NO_TIERS = ("not runnable yet: no shipped QMIX behaviour policies for SMAX {map} (train them with `marlbench behaviour "
+            "train smax/{map}` and export them with `marlbench behaviour export RUN`); the SMAX simulator itself runs")
+NO_REPLAY = ("not runnable yet: the Replay tier (the QMIX training run's replay history, rebuilt from its snapshots) "
+             "is not implemented yet; the SMAX simulator itself runs")
 NO_EXTRA = f"needs the 'smax' extra (jax and jaxmarl): {INSTALL}"
 
 
 def qualities(map_name: str) -> tuple[str, ...]:
     return ("replay",) if map_name in REPLAY_MAPS else QUALITIES
+
+
+def _generate(map_name: str, quality: str, task: str, episodes: int, seed: int):
+    """Task.generate of a tier: 0 episodes means the manifest's default size."""
+    from marlbench.behaviour.smax_tiers import generate_smax_tier
+
+    return generate_smax_tier(f"smax/{map_name}", quality, episodes or None, seed, task=task)
+
+
+def blocked_reason(map_name: str, quality: str, available: bool) -> str | None:
+    """Why ``smax/<map>-<quality>`` cannot run here, None if it can."""
+    if not available:
+        return NO_EXTRA
+    if quality == "replay":
+        return NO_REPLAY
+    if load_manifest(f"smax/{map_name}") is None:
+        return NO_TIERS.format(map=map_name)
+    return None
 
 
 def tasks() -> list[TaskEntry]:
@@ -35,10 +56,13 @@ def tasks() -> list[TaskEntry]:
         for quality in qualities(map_name):
             name = f"smax/{map_name}-{quality}"
             spec = smax_spec(map_name, name=name)
+            blocked = blocked_reason(map_name, quality, available)
             out.append((Task(name, "smax", map_name, quality, spec=spec,
                              make_env=partial(SmaxEnv, map_name=map_name, spec=spec),
-                             blocked_reason=NO_TIERS.format(map=map_name) if available else NO_EXTRA,
-                             description=f"SMAX {map_name} (JaxMARL, heuristic enemy; not SMACv1), {quality} tier"),
+                             generate=None if blocked else partial(_generate, map_name, quality, name),
+                             default_episodes=0, blocked_reason=blocked,
+                             description=f"SMAX {map_name} (JaxMARL, heuristic enemy; not SMACv1), {quality} tier "
+                                         f"generated from the shipped QMIX behaviour policies"),
                         ()))
     return out
 

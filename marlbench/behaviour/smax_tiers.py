@@ -1,0 +1,173 @@
+"""SMAX tiers from a QMIX behaviour-training run, after OG-MARL's SMAC datasets (Good, Medium, Poor: datasets of
+one training run's policies at different levels of return).
+
+Selection from the run's learning curve (greedy return on the fixed evaluation episodes of every snapshot):
+
+- Good: the last evaluated snapshot (the trained policy).
+- Poor: the snapshot whose return is closest to ``POOR_FRACTION`` x Good's; Medium: the later snapshot closest to
+  ``MEDIUM_FRACTION`` x Good's. The fractions are OG-MARL's published mean returns relative to Good's on the same
+  maps (3m 4.69 / 9.96 / 16.49 and 8m 5.28 / 10.14 / 16.86: Poor 0.28-0.31, Medium 0.60). The untrained initial
+  network is never a tier (its greedy argmax is one fixed action, not a policy of the run), Poor comes before Medium,
+  and ties go to the earlier snapshot.
+
+The datasets are the snapshot policies rolled in SMAX with ``behaviour_epsilon``-greedy legal actions (the manifest
+records it; 0 by default, see docs/SMAX.md for why), recurrent state and last actions as in training, and the
+legal-action masks and SMAX's global state stored.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from marlbench.behaviour.envs import get_env
+from marlbench.behaviour.history import read_curve
+from marlbench.behaviour.qmix import QMIX, QMIXConfig
+from marlbench.behaviour.qmix_trainer import legal_mask
+from marlbench.behaviour.tiers import MANIFEST, _read_manifest, load_manifest, reproduce_command, weights_dir
+from marlbench.envs.rollout import rollout
+from marlbench.errors import MarlbenchError, UnavailableError
+from marlbench.seeding import derive_seed
+
+SMAX_TIERS = ("good", "medium", "poor")
+POOR_FRACTION, MEDIUM_FRACTION = 0.3, 0.6
+BEHAVIOUR_EPSILON = 0.0
+TIER_RULE = (f"good: the last evaluated snapshot; poor: the snapshot whose greedy return is closest to "
+             f"{POOR_FRACTION} x good's; medium: the later snapshot closest to {MEDIUM_FRACTION} x good's (OG-MARL's "
+             f"mean-return ratios on 3m and 8m); the untrained initial network excluded; ties to the earlier one")
+_CURVE_KEYS = ("env_steps", "return_mean", "win_rate", "normalised", "snapshot")
+
+
+def select_smax_tiers(curve: list[dict]) -> dict:
+    """Good, Medium and Poor from a QMIX learning curve (records with env_steps, return_mean, win_rate,
+    snapshot), by the rule in the module docstring."""
+    pool = curve[1:-1]  # trained snapshots before the final one
+    if len(pool) < 2:
+        raise MarlbenchError(f"tier selection needs at least two evaluated snapshots between the initial network and "
+                             f"the final one, found {len(pool)}; train longer or evaluate more often "
+                             f"(--set eval_every=...)")
+    good = curve[-1]
+
+    def closest(records: list[dict], fraction: float) -> dict:
+        target = fraction * good["return_mean"]
+        return min(records, key=lambda r: (abs(r["return_mean"] - target), r["env_steps"]))
+
+    poor = closest(pool[:-1], POOR_FRACTION)
+    medium = closest([r for r in pool if r["env_steps"] > poor["env_steps"]], MEDIUM_FRACTION)
+    return {q: {k: r.get(k) for k in _CURVE_KEYS} for q, r in (("good", good), ("medium", medium), ("poor", poor))}
+
+
+def export_smax_weights(run_dir: Path, out_dir: Path, command: str | None = None) -> dict:
+    """Copy a QMIX run's tier policies into ``out_dir`` (good.pt, medium.pt, poor.pt: agent-network weights) with
+    a manifest: trainer config, seed, code version, the selection and its rule, the learning curve and the command
+    that reproduces the run. A run stopped before its budget is exported as far as it got; the manifest's command
+    then names the env steps it reached (a run to that budget makes the same rounds, so the same snapshots)."""
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    config = json.loads((run_dir / "config.json").read_text())
+    if config.get("algorithm") != "QMIX":
+        raise MarlbenchError(f"{run_dir} is not a QMIX run (algorithm {config.get('algorithm')!r})")
+    trainer = config["trainer"]
+    curve = read_curve(run_dir / "curve.jsonl")
+    spec = get_env(trainer["env"]).spec
+    for rec in curve:
+        rec["normalised"] = spec.normalise(rec["return_mean"])
+    tiers = select_smax_tiers(curve)
+    reached = curve[-1]["env_steps"]
+    complete = (run_dir / "final.json").exists()
+    argv = list(config.get("command") or [])
+    if not complete and "--env-steps" in argv:
+        argv[argv.index("--env-steps") + 1] = str(reached)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for quality, rec in tiers.items():
+        state = torch.load(run_dir / "snapshots" / rec["snapshot"], weights_only=True)
+        torch.save(state, out_dir / f"{quality}.pt")
+    default_episodes = get_env(trainer["env"]).default_episodes
+    manifest = {
+        "env": trainer["env"],
+        "algorithm": "QMIX (recurrent agent Q-network shared by the agents, monotonic mixer on the global state)",
+        "trainer_config": trainer,
+        "state_dim": config["state_dim"],
+        "seed": trainer["seed"],
+        "code_version": config["versions"],
+        "command": command or reproduce_command(argv),
+        "env_steps": reached,
+        "run_complete": complete,
+        "planned_env_steps": trainer["env_steps"],
+        "train_seconds": curve[-1]["train_seconds"],
+        "eval": {"episodes": trainer["eval_episodes"], "seed": config["eval_seed"], "policy": "greedy (epsilon 0)"},
+        "behaviour_epsilon": BEHAVIOUR_EPSILON,
+        "tier_rule": TIER_RULE,
+        "tiers": tiers,
+        "default_episodes": {q: default_episodes for q in SMAX_TIERS},
+        "learning_curve": [{k: r.get(k) for k in ("env_steps", "return_mean", "win_rate", "normalised",
+                                                  "train_seconds")} for r in curve],
+    }
+    (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    _read_manifest.cache_clear()
+    return manifest
+
+
+class QMIXBehaviour:
+    """A shipped QMIX agent network as a behaviour policy for ``rollout``: recurrent state and last actions carried
+    over steps, epsilon-greedy among the legal actions from its own seeded generator, single-threaded so the output
+    does not depend on the thread count."""
+
+    def __init__(self, spec, qmix_cfg: dict, state_dim: int, weights: dict, epsilon: float, seed: int):
+        self.learner = QMIX(spec, QMIXConfig(**qmix_cfg), state_dim)
+        self.learner.agent.load_state_dict(weights)
+        self.n_agents, self.n_actions, self.epsilon = spec.n_agents, spec.action_dim, epsilon
+        self.gen = torch.Generator().manual_seed(seed)
+
+    def reset(self, num_envs: int) -> None:
+        self.hidden = self.learner.initial_hidden(num_envs)
+        self.last = torch.full((num_envs, self.n_agents), -1, dtype=torch.long)
+
+    @torch.no_grad()
+    def __call__(self, step) -> np.ndarray:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            actions, self.hidden = self.learner.act(torch.tensor(step.obs), self.last,
+                                                    torch.from_numpy(legal_mask(step, self.n_actions)), self.hidden,
+                                                    self.epsilon, self.gen)
+        finally:
+            torch.set_num_threads(threads)
+        self.last = actions
+        return actions.numpy()
+
+
+def generate_smax_tier(env_name: str, quality: str, episodes: int | None = None, seed: int = 0,
+                       task: str | None = None, weights: Path | None = None):
+    """Roll the shipped QMIX policy of ``quality`` through ``env_name`` for ``episodes`` episodes (the manifest's
+    default without it); bit-reproducible per arguments. ``weights`` points at another exported directory."""
+    manifest = load_manifest(env_name, weights)
+    if manifest is None:
+        raise UnavailableError(f"no shipped behaviour weights for {env_name!r} (expected "
+                               f"{weights_dir(env_name) / MANIFEST}); train them with `marlbench behaviour train "
+                               f"{env_name}` and export them with `marlbench behaviour export RUN`")
+    if quality not in manifest["tiers"]:
+        raise MarlbenchError(f"unknown SMAX tier {quality!r}; these weights have {', '.join(manifest['tiers'])}")
+    if episodes is not None and int(episodes) < 1:
+        raise MarlbenchError(f"--episodes must be at least 1, got {episodes}")
+    episodes = int(episodes or manifest["default_episodes"][quality])
+    env_def = get_env(env_name)
+    wdir = Path(weights) if weights is not None else weights_dir(env_name)
+    policy = QMIXBehaviour(env_def.spec, manifest["trainer_config"]["qmix"], manifest["state_dim"],
+                           torch.load(wdir / f"{quality}.pt", weights_only=True), manifest["behaviour_epsilon"],
+                           derive_seed(seed, 1, 0))
+    data = rollout(env_def.make(min(env_def.chunk, episodes)), policy, episodes, seed)
+    data.metadata.update({
+        "task": task or f"{env_name}-{quality}",
+        "source": "generated",
+        "quality": quality,
+        "behaviour_policy": {"algorithm": manifest["algorithm"], "weights": f"marlbench/behaviour/weights/"
+                             f"{env_name.split('/')[-1]}", "trainer_seed": manifest["seed"],
+                             "epsilon": manifest["behaviour_epsilon"], "tier_rule": manifest["tier_rule"],
+                             **manifest["tiers"][quality]},
+        "generator_seed": seed,
+        "episodes": data.n_episodes,
+        "return_definition": env_def.spec.return_definition,
+    })
+    return data

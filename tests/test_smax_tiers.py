@@ -1,0 +1,138 @@
+"""SMAX tiers: selection from a QMIX learning curve, export of the tier weights, generation from them, and (with the
+`smax` extra) the shipped tiers' win rates and determinism.
+
+The selection and the export/generation path run without JAX on a tiny QMIX run on the discretised Spread; the
+shipped SMAX weights are rolled in SMAX itself."""
+import json
+from functools import partial
+
+import numpy as np
+import pytest
+
+from marlbench.behaviour.envs import BehaviourEnv
+from marlbench.behaviour.smax_tiers import MEDIUM_FRACTION, POOR_FRACTION, select_smax_tiers
+from marlbench.envs.spread_discrete import DiscreteSpreadEnv, discrete_spread_spec
+from marlbench.errors import MarlbenchError
+
+
+def curve_of(returns: list[float]) -> list[dict]:
+    return [{"env_steps": 1000 * i, "return_mean": r, "win_rate": r / 4, "normalised": None,
+             "snapshot": f"agent_{1000 * i:09d}.pt"} for i, r in enumerate(returns)]
+
+
+def test_selection_follows_the_return_fractions():
+    # good = 2.0: poor target 0.6 -> 0.7 (step 2); medium target 1.2, later than poor -> 1.1 (step 4)
+    tiers = select_smax_tiers(curve_of([0.0, 0.3, 0.7, 1.5, 1.1, 1.9, 2.0]))
+    assert (POOR_FRACTION, MEDIUM_FRACTION) == (0.3, 0.6)
+    assert tiers["good"]["env_steps"] == 6000 and tiers["poor"]["env_steps"] == 2000
+    assert tiers["medium"]["env_steps"] == 4000 and tiers["medium"]["win_rate"] == 1.1 / 4
+
+
+def test_selection_skips_the_initial_network_keeps_poor_first_and_breaks_ties_early():
+    # the initial network's 0.6 would be Poor's exact target; it is never a tier
+    tiers = select_smax_tiers(curve_of([0.6, 1.2, 1.2, 1.3, 2.0]))
+    assert tiers["poor"]["env_steps"] == 1000  # the earlier of the two 1.2s
+    assert tiers["medium"]["env_steps"] == 2000  # later than Poor, even though Poor is the closer one
+    with pytest.raises(MarlbenchError, match="train longer"):
+        select_smax_tiers(curve_of([0.0, 1.0, 2.0]))
+
+
+SPEC = discrete_spread_spec("test/spread-discrete")
+
+
+@pytest.fixture
+def spread_run(tmp_path, monkeypatch, one_thread):
+    """A tiny QMIX run on the discretised Spread, trained through the CLI (five evaluated snapshots)."""
+    from marlbench.cli import main
+    from marlbench.registry import ENVIRONMENTS
+
+    monkeypatch.setattr(ENVIRONMENTS, "_items", dict(ENVIRONMENTS._items))
+    monkeypatch.setattr(ENVIRONMENTS, "_aliases", dict(ENVIRONMENTS._aliases))
+    ENVIRONMENTS.register("test/spread-discrete", BehaviourEnv("test/spread-discrete", SPEC, partial(
+        DiscreteSpreadEnv, spec=SPEC), chunk=16, default_episodes=24), ())
+    sets = ["num_envs=8", "updates_per_round=1", "learning_starts=200", "buffer_episodes=50", "eval_every=200",
+            "eval_episodes=8", "hidden_dim=8", "mixer_embed_dim=4", "batch_size=4"]
+    argv = ["behaviour", "train", "test/spread-discrete", "--env-steps", "1000", "--out", str(tmp_path / "run"),
+            "--export", str(tmp_path / "weights")]
+    assert main([*argv, *(x for kv in sets for x in ("--set", kv))]) == 0
+    return tmp_path
+
+
+def test_export_writes_the_tier_weights_and_a_manifest(spread_run, capsys):
+    from marlbench.behaviour.history import read_curve
+
+    manifest = json.loads((spread_run / "weights" / "manifest.json").read_text())
+    assert sorted(p.name for p in (spread_run / "weights").iterdir()) == ["good.pt", "manifest.json", "medium.pt",
+                                                                          "poor.pt"]
+    curve = read_curve(spread_run / "run" / "curve.jsonl")
+    assert manifest["tiers"]["good"]["env_steps"] == curve[-1]["env_steps"] and manifest["run_complete"]
+    assert manifest["tiers"]["poor"]["env_steps"] < manifest["tiers"]["medium"]["env_steps"]
+    assert manifest["default_episodes"] == {"good": 24, "medium": 24, "poor": 24}
+    assert manifest["behaviour_epsilon"] == 0.0 and "OG-MARL" in manifest["tier_rule"]
+
+
+def test_an_unfinished_run_exports_with_the_budget_it_reached(spread_run):
+    from marlbench.behaviour.smax_tiers import export_smax_weights
+
+    run = spread_run / "run"
+    (run / "final.json").unlink()  # as if stopped after its last checkpoint of a longer budget
+    config = json.loads((run / "config.json").read_text())
+    config["command"] = ["marlbench", "behaviour", "train", "test/spread-discrete", "--env-steps", "5000", "--out",
+                         str(run)]
+    (run / "config.json").write_text(json.dumps(config))
+    manifest = export_smax_weights(run, spread_run / "again")
+    assert not manifest["run_complete"] and manifest["env_steps"] == 1000
+    assert manifest["command"] == "marlbench behaviour train test/spread-discrete --env-steps 1000"
+
+
+def test_generation_is_reproducible_and_records_its_behaviour(spread_run):
+    from marlbench.behaviour.smax_tiers import generate_smax_tier
+
+    weights = spread_run / "weights"
+    a = generate_smax_tier("test/spread-discrete", "medium", seed=3, weights=weights)
+    b = generate_smax_tier("test/spread-discrete", "medium", seed=3, weights=weights)
+    c = generate_smax_tier("test/spread-discrete", "medium", seed=4, weights=weights)
+    assert a.n_episodes == 24 and a.checksum() == b.checksum() != c.checksum()
+    assert a.discrete and a.actions.dtype == np.int64
+    assert a.metadata["behaviour_policy"]["algorithm"].startswith("QMIX") and a.metadata["quality"] == "medium"
+    assert "win_rate" not in a.metadata  # Spread reports no battles
+    with pytest.raises(MarlbenchError, match="unknown SMAX tier .expert.; these weights have good, medium, poor"):
+        generate_smax_tier("test/spread-discrete", "expert", weights=weights)
+
+
+# ---------------------------------------------------------------------------------------------- shipped SMAX tiers
+@pytest.fixture(scope="module")
+def smax_catalog():
+    pytest.importorskip("jaxmarl")
+    from marlbench import catalog
+
+    catalog.load()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("map_name", ["3m", "8m"])
+def test_shipped_tiers_win_rates(smax_catalog, map_name):
+    """The default-size Good dataset wins at least 0.8 of its episodes and Poor at most 0.3 (issue 17), Medium
+    in between; every stored action was legal."""
+    from marlbench.behaviour.smax_tiers import generate_smax_tier
+    from marlbench.tasks import get_task
+
+    rates = {}
+    for quality in ("good", "medium", "poor"):
+        data = generate_smax_tier(f"smax/{map_name}", quality)
+        data.validate_against(get_task(f"smax/{map_name}-{quality}").spec)
+        taken = np.take_along_axis(data.legals, data.actions[..., None], -1)[..., 0]
+        assert taken.all() and data.n_episodes == 1000
+        rates[quality] = data.metadata["win_rate"]
+    print(map_name, rates)
+    assert rates["good"] >= 0.8 and rates["poor"] <= 0.3 and rates["poor"] < rates["medium"] < rates["good"]
+
+
+def test_shipped_tier_generation_is_deterministic(smax_catalog, tmp_path, monkeypatch):
+    """`marlbench data generate` twice gives the same checksum, and the task runs from the file."""
+    from marlbench.behaviour.smax_tiers import generate_smax_tier
+
+    a = generate_smax_tier("smax/3m", "poor", episodes=64, seed=1)
+    b = generate_smax_tier("smax/3m", "poor", episodes=64, seed=1)
+    assert a.checksum() == b.checksum() and a.n_episodes == 64
+    assert 0 <= a.metadata["win_rate"] <= 1 and a.state.shape[1] == 72
