@@ -181,9 +181,10 @@ class SmaxEnv(BatchedMultiAgentEnv):
         self._keys, self._state, obs, state, legals = self._programs.reset(keys)
         b, n = self.num_envs, self.spec.n_agents
         self.won = np.zeros(b, dtype=bool)
-        self.last = EnvStep(obs=np.asarray(obs), rewards=np.zeros((b, n), np.float32),
-                            terminated=np.zeros(b, bool), truncated=np.zeros(b, bool), state=np.asarray(state),
-                            legals=np.asarray(legals))
+        # np.array copies: JAX's buffers are read-only, and torch.as_tensor of a read-only array warns
+        self.last = EnvStep(obs=np.array(obs), rewards=np.zeros((b, n), np.float32),
+                            terminated=np.zeros(b, bool), truncated=np.zeros(b, bool), state=np.array(state),
+                            legals=np.array(legals))
         return self.last
 
     def step(self, actions: np.ndarray) -> EnvStep:
@@ -193,7 +194,7 @@ class SmaxEnv(BatchedMultiAgentEnv):
         ended = self.last.terminated | self.last.truncated
         out = self._programs.step(self._keys, self._state, actions.astype(np.int32), ended)
         self._keys, self._state = out[0], out[1]
-        obs, state, legals, reward, terminated, truncated, won = (np.asarray(x) for x in out[2:])
+        obs, state, legals, reward, terminated, truncated, won = (np.array(x) for x in out[2:])
         self.won = won
         self.last = EnvStep(obs=obs, rewards=np.repeat(reward[:, None], self.spec.n_agents, 1),
                             terminated=terminated, truncated=truncated, state=state, legals=legals)
