@@ -19,7 +19,10 @@ TIMING_FIELDS = {"inference_ms", "inference_ms_iqr", "train_seconds", "eval_seco
                  "resumed_at_steps", "skipped", "versions"}
 
 
-def command(results: Path, seeds: int = 2, workers: int = 2, steps: int = 3000) -> list[str]:
+# 1,000 steps (was 3,000): the kill tests stop the run at the seeds' first checkpoints (step 100), so the seeds
+# still have 900 steps (seconds) to go when killed, and a resumed run still crosses checkpoints, the evaluations
+# at 500 and 1,000 and the final record; MAC-Flow trains ~13 ms a step here, so each run is ~3x shorter.
+def command(results: Path, seeds: int = 2, workers: int = 2, steps: int = 1000) -> list[str]:
     return [sys.executable, "-m", "marlbench.cli", "run", "--algo", "macflow", "--task", "mpe/spread-scripted",
             "--seeds", str(seeds), "--profile", "quick", "--steps", str(steps), "--results", str(results),
             "--workers", str(workers), "--no-progress", "--set", "hidden_dims=[32,32]", "--set",
@@ -114,7 +117,9 @@ def test_sigterm_to_the_parent_stops_the_workers_and_says_how_to_resume(tmp_path
 @pytest.mark.slow
 def test_two_identical_commands_train_each_seed_once(tmp_path, spread_dataset):
     results = tmp_path / "shared"
-    first, second = (subprocess.Popen(command(results, workers=1, steps=1500), stdout=subprocess.DEVNULL,
+    # 500 steps (was 1,500) a seed, several seconds: both commands start together, so the second still finds seed 0
+    # locked or complete; the lock and the one-line-per-step checks below do not depend on the run length
+    first, second = (subprocess.Popen(command(results, workers=1, steps=500), stdout=subprocess.DEVNULL,
                                       stderr=subprocess.PIPE, text=True, cwd=tmp_path) for _ in range(2))
     errs = [p.communicate(timeout=600)[1] for p in (first, second)]
     assert first.returncode == 0 and second.returncode == 0, errs

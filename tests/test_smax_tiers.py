@@ -136,3 +136,29 @@ def test_shipped_tier_generation_is_deterministic(smax_catalog, tmp_path, monkey
     b = generate_smax_tier("smax/3m", "poor", episodes=64, seed=1)
     assert a.checksum() == b.checksum() and a.n_episodes == 64
     assert 0 <= a.metadata["win_rate"] <= 1 and a.state.shape[1] == 72
+
+
+def test_replay_tier_rebuilds_the_whole_history_window_by_window(spread_run, monkeypatch):
+    """A SMACv2-style map exports OG-MARL's Replay tier: every evaluation interval's episodes, played by the snapshot
+    at its start with the epsilon at its midpoint; fewer episodes are allocated in proportion, reproducibly."""
+    from marlbench.behaviour import smax_tiers
+    from marlbench.behaviour.history import read_curve
+
+    monkeypatch.setattr(smax_tiers, "SMACV2_STYLE_MAPS", ("spread-discrete",))
+    manifest = smax_tiers.export_smax_weights(spread_run / "run", spread_run / "replay")
+    curve = read_curve(spread_run / "run" / "curve.jsonl")
+    windows = manifest["replay_windows"]
+    assert list(manifest["tiers"]) == ["replay"] and manifest["default_episodes"] == {"replay": curve[-1]["episodes"]}
+    assert [w["start_episode"] for w in windows] == [r["episodes"] for r in curve[:-1]]
+    assert sum(w["episodes"] for w in windows) == curve[-1]["episodes"]
+    anneal = json.loads((spread_run / "run" / "config.json").read_text())["trainer"]["qmix"]
+    first_mid = curve[1]["env_steps"] // 2
+    assert windows[0]["epsilon"] == pytest.approx(1 - 0.95 * first_mid / anneal["epsilon_anneal_steps"])
+    assert sorted(p.name for p in (spread_run / "replay").iterdir()) == ["manifest.json", "replay.pt"]
+    a = smax_tiers.generate_smax_tier("test/spread-discrete", "replay", episodes=30, seed=2,
+                                      weights=spread_run / "replay")
+    b = smax_tiers.generate_smax_tier("test/spread-discrete", "replay", episodes=30, seed=2,
+                                      weights=spread_run / "replay")
+    generated = [w["episodes_generated"] for w in a.metadata["behaviour_policy"]["windows"]]
+    assert a.n_episodes == sum(generated) == 30 and a.checksum() == b.checksum()
+    assert generated == list(smax_tiers.allocate([w["episodes"] for w in windows], 30))

@@ -60,13 +60,16 @@ def test_suite_files_are_checked(tmp_path):
 def test_local_sweep_skips_complete_seeds_and_resumes_after_a_kill(tmp_path, spread_dataset, capsys):
     suite = write_suite(tmp_path / "s.yaml", algorithms=["bc", "macflow"], steps=120)
     results = tmp_path / "r"
-    cmd = [sys.executable, "-m", "marlbench", "sweep", str(suite), "--results", str(results), "--workers", "2",
+    # marlbench.cli, not marlbench: the package has no __main__, so `-m marlbench` exited at once and the test waited
+    # out its 240 s deadline for a checkpoint, then killed nothing and only checked an uninterrupted sweep
+    cmd = [sys.executable, "-m", "marlbench.cli", "sweep", str(suite), "--results", str(results), "--workers", "2",
            "--no-progress"]
     proc = subprocess.Popen(cmd, env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True)
     deadline = time.time() + 240
     while time.time() < deadline and not list(results.rglob("checkpoint.pt")):
         time.sleep(0.2)
+    assert proc.poll() is None, proc.stdout.read().decode(errors="replace")  # killed mid-sweep, not after it
     os.killpg(proc.pid, signal.SIGKILL)  # the whole sweep, workers included, mid-training
     proc.wait()
     finished = {p.parent: p.stat().st_mtime_ns for p in results.rglob("final.json")}

@@ -13,6 +13,11 @@ Selection from the run's learning curve (greedy return on the fixed evaluation e
 The datasets are the snapshot policies rolled in SMAX with ``behaviour_epsilon``-greedy legal actions (the manifest
 records it; 0 by default, see docs/SMAX.md for why), recurrent state and last actions as in training, and the
 legal-action masks and SMAX's global state stored.
+
+SMACv2-style maps (random unit types and start positions) get OG-MARL's Replay tier instead: the run's whole replay
+history, rebuilt window by window. The episodes between two evaluations were collected by the network being trained
+in that interval with the schedule's epsilon; the rebuild plays the snapshot at the interval's start with the
+epsilon at the interval's midpoint (the schedule is linear, so that is its mean over an interval inside the anneal).
 """
 from __future__ import annotations
 
@@ -26,17 +31,22 @@ from marlbench.behaviour.envs import get_env
 from marlbench.behaviour.history import read_curve
 from marlbench.behaviour.qmix import QMIX, QMIXConfig
 from marlbench.behaviour.qmix_trainer import legal_mask
-from marlbench.behaviour.tiers import MANIFEST, _read_manifest, load_manifest, reproduce_command, weights_dir
+from marlbench.behaviour.tiers import MANIFEST, _read_manifest, allocate, load_manifest, reproduce_command, weights_dir
+from marlbench.data.tools import combine
 from marlbench.envs.rollout import rollout
+from marlbench.envs.smax import SMACV2_STYLE_MAPS
 from marlbench.errors import MarlbenchError, UnavailableError
 from marlbench.seeding import derive_seed
 
 SMAX_TIERS = ("good", "medium", "poor")
+REPLAY = "replay"
 POOR_FRACTION, MEDIUM_FRACTION = 0.3, 0.6
 BEHAVIOUR_EPSILON = 0.0
 TIER_RULE = (f"good: the last evaluated snapshot; poor: the snapshot whose greedy return is closest to "
              f"{POOR_FRACTION} x good's; medium: the later snapshot closest to {MEDIUM_FRACTION} x good's (OG-MARL's "
              f"mean-return ratios on 3m and 8m); the untrained initial network excluded; ties to the earlier one")
+REPLAY_RULE = ("replay: the training run's whole replay history, each window between evaluations rebuilt with the "
+               "snapshot at its start and the epsilon at its midpoint")
 _CURVE_KEYS = ("env_steps", "return_mean", "win_rate", "normalised", "snapshot")
 
 
@@ -59,11 +69,26 @@ def select_smax_tiers(curve: list[dict]) -> dict:
     return {q: {k: r.get(k) for k in _CURVE_KEYS} for q, r in (("good", good), ("medium", medium), ("poor", poor))}
 
 
+def replay_windows(curve: list[dict], qmix: QMIXConfig) -> list[dict]:
+    """The replay history as windows between evaluations: episode range, the snapshot at the window's start and the
+    epsilon at its midpoint (module docstring)."""
+    windows = []
+    for rec, nxt in zip(curve[:-1], curve[1:]):
+        if nxt["episodes"] > rec["episodes"]:
+            mid = (rec["env_steps"] + nxt["env_steps"]) // 2
+            windows.append({"start_episode": rec["episodes"], "end_episode": nxt["episodes"],
+                            "episodes": nxt["episodes"] - rec["episodes"], "snapshot": rec["snapshot"],
+                            "snapshot_env_steps": rec["env_steps"], "epsilon": qmix.epsilon(mid),
+                            "agent": len(windows)})
+    return windows
+
+
 def export_smax_weights(run_dir: Path, out_dir: Path, command: str | None = None) -> dict:
-    """Copy a QMIX run's tier policies into ``out_dir`` (good.pt, medium.pt, poor.pt: agent-network weights) with
-    a manifest: trainer config, seed, code version, the selection and its rule, the learning curve and the command
-    that reproduces the run. A run stopped before its budget is exported as far as it got; the manifest's command
-    then names the env steps it reached (a run to that budget makes the same rounds, so the same snapshots)."""
+    """Copy a QMIX run's tier policies into ``out_dir`` (good.pt, medium.pt, poor.pt: agent-network weights; for a
+    SMACv2-style map replay.pt, every window's snapshot) with a manifest: trainer config, seed, code version, the
+    selection and its rule, the learning curve and the command that reproduces the run. A run stopped before its
+    budget is exported as far as it got; the manifest's command then names the env steps it reached (a run to that
+    budget makes the same rounds, so the same snapshots)."""
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     config = json.loads((run_dir / "config.json").read_text())
     if config.get("algorithm") != "QMIX":
@@ -73,17 +98,28 @@ def export_smax_weights(run_dir: Path, out_dir: Path, command: str | None = None
     spec = get_env(trainer["env"]).spec
     for rec in curve:
         rec["normalised"] = spec.normalise(rec["return_mean"])
-    tiers = select_smax_tiers(curve)
+    qmix = QMIXConfig(**trainer["qmix"])
+    replay = trainer["env"].split("/")[-1] in SMACV2_STYLE_MAPS
+    if replay:
+        windows = replay_windows(curve, qmix)
+        tiers = {REPLAY: {"env_steps": curve[-1]["env_steps"], "episodes": curve[-1]["episodes"],
+                          "final_return_mean": curve[-1]["return_mean"], "final_win_rate": curve[-1].get("win_rate")}}
+    else:
+        tiers = select_smax_tiers(curve)
     reached = curve[-1]["env_steps"]
     complete = (run_dir / "final.json").exists()
     argv = list(config.get("command") or [])
     if not complete and "--env-steps" in argv:
         argv[argv.index("--env-steps") + 1] = str(reached)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for quality, rec in tiers.items():
-        state = torch.load(run_dir / "snapshots" / rec["snapshot"], weights_only=True)
-        torch.save(state, out_dir / f"{quality}.pt")
-    default_episodes = get_env(trainer["env"]).default_episodes
+    snapshot = lambda name: torch.load(run_dir / "snapshots" / name, weights_only=True)
+    if replay:
+        torch.save({"agents": [snapshot(w["snapshot"]) for w in windows]}, out_dir / f"{REPLAY}.pt")
+        default_episodes = {REPLAY: sum(w["episodes"] for w in windows)}
+    else:
+        for quality, rec in tiers.items():
+            torch.save(snapshot(rec["snapshot"]), out_dir / f"{quality}.pt")
+        default_episodes = {q: get_env(trainer["env"]).default_episodes for q in SMAX_TIERS}
     manifest = {
         "env": trainer["env"],
         "algorithm": "QMIX (recurrent agent Q-network shared by the agents, monotonic mixer on the global state)",
@@ -98,9 +134,10 @@ def export_smax_weights(run_dir: Path, out_dir: Path, command: str | None = None
         "train_seconds": curve[-1]["train_seconds"],
         "eval": {"episodes": trainer["eval_episodes"], "seed": config["eval_seed"], "policy": "greedy (epsilon 0)"},
         "behaviour_epsilon": BEHAVIOUR_EPSILON,
-        "tier_rule": TIER_RULE,
+        "tier_rule": REPLAY_RULE if replay else TIER_RULE,
         "tiers": tiers,
-        "default_episodes": {q: default_episodes for q in SMAX_TIERS},
+        **({"replay_windows": windows} if replay else {}),
+        "default_episodes": default_episodes,
         "learning_curve": [{k: r.get(k) for k in ("env_steps", "return_mean", "win_rate", "normalised",
                                                   "train_seconds")} for r in curve],
     }
@@ -154,18 +191,35 @@ def generate_smax_tier(env_name: str, quality: str, episodes: int | None = None,
     episodes = int(episodes or manifest["default_episodes"][quality])
     env_def = get_env(env_name)
     wdir = Path(weights) if weights is not None else weights_dir(env_name)
-    policy = QMIXBehaviour(env_def.spec, manifest["trainer_config"]["qmix"], manifest["state_dim"],
-                           torch.load(wdir / f"{quality}.pt", weights_only=True), manifest["behaviour_epsilon"],
-                           derive_seed(seed, 1, 0))
-    data = rollout(env_def.make(min(env_def.chunk, episodes)), policy, episodes, seed)
+    behaviour = lambda weights, epsilon, stream: QMIXBehaviour(
+        env_def.spec, manifest["trainer_config"]["qmix"], manifest["state_dim"], weights, epsilon,
+        derive_seed(seed, 1, stream))
+    if quality == REPLAY:
+        windows = manifest["replay_windows"]
+        agents = torch.load(wdir / f"{REPLAY}.pt", weights_only=True)["agents"]
+        counts = allocate([w["episodes"] for w in windows], episodes)
+        env = env_def.make(min(env_def.chunk, int(counts.max())))  # one batch size: JAX compiles once
+        parts = [rollout(env, behaviour(agents[w["agent"]], w["epsilon"], k), int(c), derive_seed(seed, 2, k))
+                 for k, (w, c) in enumerate(zip(windows, counts)) if c > 0]
+        data = combine(parts)
+        if "episodes_won" in parts[0].metadata:
+            won = sum(p.metadata["episodes_won"] for p in parts)
+            data.metadata.update({"episodes_won": won, "win_rate": won / data.n_episodes})
+        tier = {**manifest["tiers"][REPLAY], "windows": [{**w, "episodes_generated": int(c)}
+                                                          for w, c in zip(windows, counts)]}
+    else:
+        policy = behaviour(torch.load(wdir / f"{quality}.pt", weights_only=True), manifest["behaviour_epsilon"], 0)
+        data = rollout(env_def.make(min(env_def.chunk, episodes)), policy, episodes, seed)
+        tier = manifest["tiers"][quality]
     data.metadata.update({
         "task": task or f"{env_name}-{quality}",
         "source": "generated",
         "quality": quality,
         "behaviour_policy": {"algorithm": manifest["algorithm"], "weights": f"marlbench/behaviour/weights/"
                              f"{env_name.split('/')[-1]}", "trainer_seed": manifest["seed"],
-                             "epsilon": manifest["behaviour_epsilon"], "tier_rule": manifest["tier_rule"],
-                             **manifest["tiers"][quality]},
+                             "epsilon": "per window" if quality == REPLAY else manifest["behaviour_epsilon"],
+                             "tier_rule": manifest["tier_rule"],
+                             **tier},
         "generator_seed": seed,
         "episodes": data.n_episodes,
         "return_definition": env_def.spec.return_definition,

@@ -154,6 +154,15 @@ def default_sizes(env_name: str, replay_episodes: int) -> dict:
             "default_transitions": {"expert": total, "medium": total, "random": total, "medium-expert": 2 * total}}
 
 
+def allocate(sizes: list[int], total: int) -> np.ndarray:
+    """Split ``total`` episodes over windows in proportion to their ``sizes`` (largest remainder, ties to the earlier
+    window): how a replay history is rebuilt at another size than it had."""
+    share = np.array(sizes, dtype=np.float64) * total / sum(sizes)
+    counts = np.floor(share).astype(int)
+    counts[np.argsort(-(share - counts), kind="stable")[:total - counts.sum()]] += 1
+    return counts
+
+
 def reproduce_command(argv: list[str]) -> str:
     """The training command line without its output options (--out, --export), which do not change the result."""
     out, skip = [], False
@@ -291,10 +300,7 @@ def generate_tier(env_name: str, quality: str, episodes: int | None = None, seed
         if total == 0:
             raise MarlbenchError("these weights have an empty Medium-Replay history (the Medium checkpoint is the "
                                  "initial policy); train longer")
-        # proportional allocation (largest remainder) when fewer episodes than the history are asked for
-        share = np.array([w["episodes"] for w in windows], dtype=np.float64) * episodes / total
-        counts = np.floor(share).astype(int)
-        counts[np.argsort(-(share - counts), kind="stable")[:episodes - counts.sum()]] += 1
+        counts = allocate([w["episodes"] for w in windows], episodes)
         parts = []
         for k, (w, c) in enumerate(zip(windows, counts)):
             if c == 0:

@@ -39,6 +39,8 @@ JAXMARL_VERSION = "0.2.0"
 INSTALL = f"pip install 'marlbench-suite[{EXTRA}]'"
 # map -> (allies, enemies): jaxmarl 0.2.0's MAP_NAME_TO_SCENARIO for the maps the suite registers
 MAPS = {"3m": (3, 3), "8m": (8, 8), "2s3z": (5, 5), "5m_vs_6m": (5, 6), "smacv2_5_units": (5, 5)}
+# SMACv2-style maps (random unit types and start positions): OG-MARL's datasets of them are Replay tiers
+SMACV2_STYLE_MAPS = ("smacv2_5_units",)
 UNIT_FEATURES, OWN_FEATURES, STATE_FEATURES, MOVE_ACTIONS = 13, 10, 12, 5
 EPISODE_LIMIT = 100  # SMAX's max_steps
 MAX_RETURN = 2.0  # all enemy health (1.0) + won_battle_bonus (1.0)

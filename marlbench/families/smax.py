@@ -15,20 +15,18 @@ from functools import partial
 
 from marlbench.behaviour.envs import BehaviourEnv
 from marlbench.behaviour.tiers import load_manifest
-from marlbench.envs.smax import INSTALL, MAPS, SmaxEnv, jaxmarl_available, smax_spec
+from marlbench.envs.smax import INSTALL, MAPS, SMACV2_STYLE_MAPS, SmaxEnv, jaxmarl_available, smax_spec
 from marlbench.tasks import Family, Task, TaskEntry
 
 QUALITIES = ("good", "medium", "poor")
-REPLAY_MAPS = ("smacv2_5_units",)  # SMACv2-style maps (random unit types and start positions): OG-MARL's Replay tier
 NO_TIERS = ("not runnable yet: no shipped QMIX behaviour policies for SMAX {map} (train them with `marlbench behaviour "
             "train smax/{map}` and export them with `marlbench behaviour export RUN`); the SMAX simulator itself runs")
-NO_REPLAY = ("not runnable yet: the Replay tier (the QMIX training run's replay history, rebuilt from its snapshots) "
-             "is not implemented yet; the SMAX simulator itself runs")
+
 NO_EXTRA = f"needs the 'smax' extra (jax and jaxmarl): {INSTALL}"
 
 
 def qualities(map_name: str) -> tuple[str, ...]:
-    return ("replay",) if map_name in REPLAY_MAPS else QUALITIES
+    return ("replay",) if map_name in SMACV2_STYLE_MAPS else QUALITIES
 
 
 def _generate(map_name: str, quality: str, task: str, episodes: int, seed: int):
@@ -42,8 +40,6 @@ def blocked_reason(map_name: str, quality: str, available: bool) -> str | None:
     """Why ``smax/<map>-<quality>`` cannot run here, None if it can."""
     if not available:
         return NO_EXTRA
-    if quality == "replay":
-        return NO_REPLAY
     if load_manifest(f"smax/{map_name}") is None:
         return NO_TIERS.format(map=map_name)
     return None
