@@ -172,7 +172,13 @@ def _sections_auto(results: Results) -> list[tuple[str, str, str, list[str]]]:
     out = []
     for bench in order:
         tasks = by_bench[bench]
-        metric = "normalised" if all(refs.reference(t) is not None for t in tasks) else "return"
+        # the paper's unit where the paper printed these tasks (SMAC and MA-MuJoCo: returns), so the paper's rows
+        # sit beside values in the same unit; elsewhere normalised scores where every task has references
+        printed = {_paper_metric(t) for t in tasks} - {None}
+        if len(printed) == 1:
+            metric = printed.pop()
+        else:
+            metric = "normalised" if all(refs.reference(t) is not None for t in tasks) else "return"
         out.append((bench, refs.benchmark_label(bench), metric, tasks))
     return out
 

@@ -491,3 +491,27 @@ def test_cells_that_had_not_converged_are_marked(tmp_path):
     verdicts = {r.split(",")[6]: r.split(",")[-1] for r in render_csv(table).splitlines()[1:]
                 if r.split(",")[1] == "cell"}
     assert verdicts == {"rising": "rising", "flat": "plateau", "noisy": "undetermined"}
+
+
+def test_auto_layout_shows_the_papers_unit_beside_the_papers_values(tmp_path):
+    """In the `auto` layout, a benchmark the paper prints in returns (SMAC, MA-MuJoCo) shows returns, so the
+    published row beside it is in the same unit; MPE stays normalised; SMAX (not in the paper) is its own section."""
+    from marlbench.analysis import references as refs
+    from marlbench.analysis.reader import read_results
+    from marlbench.analysis.tables import build_table
+
+    tasks = ("smacv1/3m-good", "mamujoco/2ant-expert", "mpe/spread-expert", "smax/3m-good")
+    for task in tasks:
+        ref = refs.reference(task)
+        lo, hi = (ref.random, ref.expert) if ref is not None else (0.0, 2.0)
+        for seed in (0, 1):
+            write_run(tmp_path, task, "bc", seed, lo + (0.5 + 0.01 * seed) * (hi - lo))
+    table = build_table(read_results(tmp_path), "auto", bootstrap=False)
+    units = {s.benchmark: s.metric for s in table.sections}
+    assert units == {"smacv1": "return", "mamujoco": "return", "mpe": "normalised", "smax": units["smax"]}
+    assert [s.label for s in table.sections if s.benchmark == "smax"] == ["SMAX"]
+    smac = next(s for s in table.sections if s.benchmark == "smacv1").rows[0]
+    assert smac.paper["bc"].mean == refs.paper_cell("smacv1/3m-good", "bc").mean
+    assert abs(smac.cells["bc"].mean - (0.505 * (refs.reference("smacv1/3m-good").expert
+                                                 - refs.reference("smacv1/3m-good").random)
+                                        + refs.reference("smacv1/3m-good").random)) < 1e-6
