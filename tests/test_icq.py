@@ -124,9 +124,11 @@ def test_continuous_losses_are_finite_on_boundary_actions():
     assert algo.act(batch.obs).abs().max() <= 1.0
 
 
+# 4000 of the quick profile's 8000 steps halve the test (measured seed 0, one thread: 72.4 at 4000 steps, 77.8 at
+# 8000; random 0.1, so 42.3 points above the threshold instead of 47.7).
 @pytest.mark.slow
 def test_learns_spread(tmp_path, spread_dataset):
-    score, random = train_and_score("icq", "mpe/spread-scripted", tmp_path)
+    score, random = train_and_score("icq", "mpe/spread-scripted", tmp_path, steps=4000)
     assert score >= random + MARGIN
 
 

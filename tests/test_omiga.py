@@ -116,9 +116,11 @@ def test_discrete_actions_respect_legal_masks():
     assert actions.shape == (256, 2) and bt.legals.gather(-1, actions.unsqueeze(-1)).all()
 
 
+# 4000 of the quick profile's 8000 steps halve the test (measured seed 0, one thread: 70.4 at 4000 steps, 75.3 at
+# 8000; random 0.1, so 40.3 points above the threshold instead of 45.2).
 @pytest.mark.slow
 def test_learns_spread_well_above_random(tmp_path, spread_dataset):
-    score, random = train_and_score("omiga", "mpe/spread-scripted", tmp_path)
+    score, random = train_and_score("omiga", "mpe/spread-scripted", tmp_path, steps=4000)
     assert score >= random + 30.0
 
 

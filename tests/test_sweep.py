@@ -60,8 +60,8 @@ def test_suite_files_are_checked(tmp_path):
 def test_local_sweep_skips_complete_seeds_and_resumes_after_a_kill(tmp_path, spread_dataset, capsys):
     suite = write_suite(tmp_path / "s.yaml", algorithms=["bc", "macflow"], steps=120)
     results = tmp_path / "r"
-    # marlbench.cli, not marlbench: the package has no __main__, so `-m marlbench` exited at once and the test waited
-    # out its 240 s deadline for a checkpoint, then killed nothing and only checked an uninterrupted sweep
+    # the sweep must still be running when it is killed (asserted below): a command that exits at once (as `-m
+    # marlbench` did before the package had a __main__) would otherwise leave only an uninterrupted sweep to check
     cmd = [sys.executable, "-m", "marlbench.cli", "sweep", str(suite), "--results", str(results), "--workers", "2",
            "--no-progress"]
     proc = subprocess.Popen(cmd, env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
