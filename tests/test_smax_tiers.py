@@ -162,3 +162,23 @@ def test_replay_tier_rebuilds_the_whole_history_window_by_window(spread_run, mon
     generated = [w["episodes_generated"] for w in a.metadata["behaviour_policy"]["windows"]]
     assert a.n_episodes == sum(generated) == 30 and a.checksum() == b.checksum()
     assert generated == list(smax_tiers.allocate([w["episodes"] for w in windows], 30))
+
+
+@pytest.mark.slow
+def test_shipped_replay_tier_of_smacv2_5_units(smax_catalog):
+    """The SMACv2-style map's Replay tier: its windows cover the training run's episodes, and a small rebuild is
+    reproducible and spread over every window."""
+    from marlbench.behaviour.smax_tiers import generate_smax_tier
+    from marlbench.behaviour.tiers import load_manifest
+    from marlbench.tasks import get_task
+
+    manifest = load_manifest("smax/smacv2_5_units")
+    windows = manifest["replay_windows"]
+    assert manifest["default_episodes"]["replay"] == sum(w["episodes"] for w in windows) == \
+        manifest["tiers"]["replay"]["episodes"]
+    assert windows[0]["epsilon"] > 0.5 > 0.06 > windows[-1]["epsilon"]  # exploration annealed over the history
+    a = generate_smax_tier("smax/smacv2_5_units", "replay", episodes=48, seed=1)
+    b = generate_smax_tier("smax/smacv2_5_units", "replay", episodes=48, seed=1)
+    assert a.checksum() == b.checksum() and a.n_episodes == 48
+    assert all(w["episodes_generated"] >= 2 for w in a.metadata["behaviour_policy"]["windows"])
+    a.validate_against(get_task("smax/smacv2_5_units-replay").spec)

@@ -282,8 +282,11 @@ def _export_tiers(run: Path, out: Path) -> None:
         raise MarlbenchError(f"{run} holds no behaviour-training run (no config.json)")
     if json.loads(config.read_text()).get("algorithm") == "QMIX":
         manifest = smax_tiers.export_smax_weights(run, out)
-        summary = "; ".join(f"{q} {t['env_steps']} env steps, return {t['return_mean']:.3f}, win rate "
-                            f"{t['win_rate']:.2f}" for q, t in manifest["tiers"].items())
+        summary = "; ".join(
+            f"{q}: {t['episodes']} episodes of {t['env_steps']} env steps in {len(manifest['replay_windows'])} "
+            f"windows" if q == "replay" else
+            f"{q} {t['env_steps']} env steps, return {t['return_mean']:.3f}, win rate {t['win_rate']:.2f}"
+            for q, t in manifest["tiers"].items())
     else:
         manifest = tiers.export_weights(run, out)
         summary = "; ".join(f"{q} {manifest['tiers'][q]['env_steps']} env steps" for q in ("expert", "medium"))
