@@ -64,8 +64,10 @@ def test_local_sweep_skips_complete_seeds_and_resumes_after_a_kill(tmp_path, spr
     # marlbench` did before the package had a __main__) would otherwise leave only an uninterrupted sweep to check
     cmd = [sys.executable, "-m", "marlbench.cli", "sweep", str(suite), "--results", str(results), "--workers", "2",
            "--no-progress"]
+    # cwd outside the checkout: from its root, `-m` would import the source tree's marlbench, which lacks the
+    # installed package's algorithms/ and baselines/ subpackages (setup.cfg maps them in)
     proc = subprocess.Popen(cmd, env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+                            start_new_session=True, cwd=tmp_path)
     deadline = time.time() + 240
     while time.time() < deadline and not list(results.rglob("checkpoint.pt")):
         time.sleep(0.2)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from functools import partial
 
 from marlbench.behaviour.envs import BehaviourEnv
+from marlbench.behaviour.smax_tiers import generate_smax_tier
 from marlbench.behaviour.tiers import load_manifest
 from marlbench.envs.smax import INSTALL, MAPS, SMACV2_STYLE_MAPS, SmaxEnv, jaxmarl_available, smax_spec
 from marlbench.tasks import Family, Task, TaskEntry
@@ -31,8 +32,6 @@ def qualities(map_name: str) -> tuple[str, ...]:
 
 def _generate(map_name: str, quality: str, task: str, episodes: int, seed: int):
     """Task.generate of a tier: 0 episodes means the manifest's default size."""
-    from marlbench.behaviour.smax_tiers import generate_smax_tier
-
     return generate_smax_tier(f"smax/{map_name}", quality, episodes or None, seed, task=task)
 
 
