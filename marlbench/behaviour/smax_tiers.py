@@ -31,7 +31,15 @@ from marlbench.behaviour.envs import get_env
 from marlbench.behaviour.history import read_curve
 from marlbench.behaviour.qmix import QMIX, QMIXConfig
 from marlbench.behaviour.qmix_trainer import legal_mask
-from marlbench.behaviour.tiers import MANIFEST, _read_manifest, allocate, load_manifest, reproduce_command, weights_dir
+from marlbench.behaviour.tiers import (
+    MANIFEST,
+    _read_manifest,
+    allocate,
+    load_manifest,
+    one_thread,
+    reproduce_command,
+    weights_dir,
+)
 from marlbench.data.tools import combine
 from marlbench.envs.rollout import rollout
 from marlbench.envs.smax import SMACV2_STYLE_MAPS
@@ -163,14 +171,10 @@ class QMIXBehaviour:
 
     @torch.no_grad()
     def __call__(self, step) -> np.ndarray:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
+        with one_thread():
             actions, self.hidden = self.learner.act(torch.tensor(step.obs), self.last,
                                                     torch.from_numpy(legal_mask(step, self.n_actions)), self.hidden,
                                                     self.epsilon, self.gen)
-        finally:
-            torch.set_num_threads(threads)
         self.last = actions
         return actions.numpy()
 

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from functools import lru_cache, partial
 from importlib import resources
 from pathlib import Path
@@ -203,6 +204,17 @@ def medium_replay_from_run(run_dir: Path):
 
 
 # ---------------------------------------------------------------------------------------------- generation
+@contextmanager
+def one_thread():
+    """Run a behaviour policy single-threaded, so generated datasets do not depend on the thread count."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 class ActorPolicy:
     """A shipped actor as a behaviour policy for ``rollout``: deterministic actions plus Gaussian noise drawn from
     its own seeded generator, evaluated single-threaded so the output does not depend on the thread count."""
@@ -218,12 +230,8 @@ class ActorPolicy:
 
     @torch.no_grad()
     def __call__(self, step) -> np.ndarray:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
+        with one_thread():
             pre = self.actor(torch.from_numpy(self.observe(step)))[0]
-        finally:
-            torch.set_num_threads(threads)
         lo, hi = float(self.spec.action_low), float(self.spec.action_high)
         a = self.squash(pre, lo, hi)
         noise = torch.randn(a.shape, generator=self.gen)

@@ -14,20 +14,18 @@ from __future__ import annotations
 from functools import partial
 
 from marlbench.behaviour.envs import BehaviourEnv
-from marlbench.behaviour.smax_tiers import generate_smax_tier
+from marlbench.behaviour.smax_tiers import REPLAY, SMAX_TIERS, generate_smax_tier
 from marlbench.behaviour.tiers import load_manifest
 from marlbench.envs.smax import INSTALL, MAPS, SMACV2_STYLE_MAPS, SmaxEnv, jaxmarl_available, smax_spec
 from marlbench.tasks import Family, Task, TaskEntry
 
-QUALITIES = ("good", "medium", "poor")
 NO_TIERS = ("not runnable yet: no shipped QMIX behaviour policies for SMAX {map} (train them with `marlbench behaviour "
             "train smax/{map}` and export them with `marlbench behaviour export RUN`); the SMAX simulator itself runs")
-
 NO_EXTRA = f"needs the 'smax' extra (jax and jaxmarl): {INSTALL}"
 
 
 def qualities(map_name: str) -> tuple[str, ...]:
-    return ("replay",) if map_name in SMACV2_STYLE_MAPS else QUALITIES
+    return (REPLAY,) if map_name in SMACV2_STYLE_MAPS else SMAX_TIERS
 
 
 def _generate(map_name: str, quality: str, task: str, episodes: int, seed: int):
