@@ -79,6 +79,23 @@ def test_list_shows_availability(capsys):
     assert "6halfcheetah-expert" in out and "needs StarCraft II" in out
 
 
+def test_list_prints_repeated_install_text_once(capsys):
+    code, out, _ = run_cli(capsys, "list", "tasks")
+    assert code == 0
+    line = next(x for x in out.splitlines() if " smacv1/3m-good " in x)
+    assert "needs StarCraft II [" in line and "SC2PATH" not in line  # the install commands moved to a note
+    notes = out[out.index("\nNotes:"):]
+    assert out.count("unzip -P iagreetotheeula") == notes.count("unzip -P iagreetotheeula") == 2  # smac, smacv2
+
+
+def test_footnoted_replaces_only_repeated_long_parentheses():
+    from marlbench.cli import footnoted
+
+    long = "x" * 70
+    short, notes = footnoted([f"a ({long}) b (short)", f"c ({long})", f"d ({'y' * 70})"])
+    assert short == ["a [1] b (short)", "c [1]", f"d ({'y' * 70})"] and notes == [long]
+
+
 def test_missing_extra_names_the_pip_install():
     from marlbench.errors import MarlbenchError, require
 

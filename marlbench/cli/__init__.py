@@ -8,6 +8,7 @@ import argparse
 import json
 import os
 import sys
+from collections import Counter
 from pathlib import Path
 
 from marlbench.errors import MarlbenchError, UnknownNameError
@@ -21,6 +22,38 @@ def _catalog() -> None:
     from marlbench import catalog
 
     catalog.load()
+
+
+def outer_parentheses(text: str) -> list[tuple[int, int]]:
+    """(start, end) of every outermost balanced parenthesised part of ``text``, parentheses included."""
+    spans, depth, start = [], 0, 0
+    for i, char in enumerate(text):
+        if char == "(":
+            start = i if depth == 0 else start
+            depth += 1
+        elif char == ")" and depth:
+            depth -= 1
+            if depth == 0:
+                spans.append((start, i + 1))
+    return spans
+
+
+def footnoted(texts: list[str], longest: int = 60) -> tuple[list[str], list[str]]:
+    """``texts`` with every outermost parenthesised part that is longer than ``longest`` characters and occurs more
+    than once replaced by a note marker ``[k]``, and the notes (the parts without their parentheses) in order."""
+    parts = [[text[a + 1:b - 1] for a, b in outer_parentheses(text)] for text in texts]
+    counts = Counter(part for found in parts for part in found if len(part) > longest)
+    notes: dict[str, int] = {}
+    out = []
+    for text in texts:
+        pieces, last = [], 0
+        for a, b in outer_parentheses(text):
+            inner = text[a + 1:b - 1]
+            if counts[inner] > 1:
+                pieces += [text[last:a].rstrip(), f" [{notes.setdefault(inner, len(notes) + 1)}]"]
+                last = b
+        out.append("".join(pieces) + text[last:])
+    return out, list(notes)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -39,13 +72,21 @@ def cmd_list(args: argparse.Namespace) -> int:
         by_family: dict[str, list[str]] = {}
         for name in TASKS.names():
             by_family.setdefault(TASKS.get(name).benchmark, []).append(name)
+        order = [name for benchmark in sorted(by_family, key=family_sort_key) for name in by_family[benchmark]]
+        statuses = dict(zip(order, (TASKS.get(name).status() for name in order)))
+        # repeated long explanations (StarCraft II's install commands) are printed once, as numbered notes
+        short, notes = footnoted([why for _, why in statuses.values()])
+        short_of = dict(zip(order, short))
         for benchmark in sorted(by_family, key=family_sort_key):
             family = family_of(benchmark)
             print(f"  {family.label}: {family.description}" if family else f"  {benchmark}:")
             for name in by_family[benchmark]:
-                runnable, why = TASKS.get(name).status()
                 aliases = ", ".join(TASKS.aliases_of(name))
-                print(f"    {'+' if runnable else '-'} {name:<34} ({aliases}) - {why}")
+                print(f"    {'+' if statuses[name][0] else '-'} {name:<34} ({aliases}) - {short_of[name]}")
+        if notes:
+            print("Notes:")
+            for number, text in enumerate(notes, 1):
+                print(f"  [{number}] {text}")
     if args.what in ("presets", "all"):
         from marlbench.config import preset_doc, preset_names
 
