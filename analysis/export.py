@@ -10,10 +10,11 @@ marl-eval (instadeepai/marl-eval) expects::
 We write env_name = benchmark (``mpe``), task_name = the rest of the task name (``spread-expert``),
 algorithm_name = the registry name, run_name = ``seed_<k>``. Learning-curve points become ``step_<i>`` entries
 with ``return`` and ``normalised_score`` (metrics.jsonl keeps only the mean of a curve evaluation, so these lists
-hold one value); ``absolute_metrics`` holds the final evaluation's per-episode ``return`` and
-``normalised_score`` plus one-element ``inference_ms`` and ``train_seconds``. marl-eval has no place for run
-metadata, so ``<file>.meta.json`` beside it keeps each run's task, profile, run id, dataset source and checksum;
-``reader.read_results`` on the JSON file reads both back (``reader.marl_eval_rows``).
+hold one value), and ``win_rate`` where the environment reports battles (SMAX, StarCraft II); ``absolute_metrics``
+holds the final evaluation's per-episode ``return`` and ``normalised_score`` plus one-element ``inference_ms``,
+``train_seconds`` and, for battles, ``win_rate`` (the final record keeps the mean, not the per-episode wins).
+marl-eval has no place for run metadata, so ``<file>.meta.json`` beside it keeps each run's task, profile, run id,
+dataset source and checksum; ``reader.read_results`` on the JSON file reads both back (``reader.marl_eval_rows``).
 """
 from __future__ import annotations
 
@@ -46,6 +47,8 @@ def to_marl_eval(results: Results) -> tuple[dict, dict]:
         for i, point in enumerate(curves.get((row["task"], row["algorithm"], row["seed"]), [])):
             run[f"step_{i}"] = {"step_count": int(point["step"]), "return": [_clean(point["return"])],
                                 "normalised_score": [_clean(point["normalised_score"])]}
+            if _clean(point.get("win_rate")) is not None:  # SMAX / StarCraft II curves
+                run[f"step_{i}"]["win_rate"] = [_clean(point["win_rate"])]
         returns = row["returns"] if isinstance(row["returns"], (list, tuple)) and row["returns"] else [row["return"]]
         ref = refs.reference(row["task"])
         run["absolute_metrics"] = {
@@ -54,6 +57,8 @@ def to_marl_eval(results: Results) -> tuple[dict, dict]:
                                  else [_clean(row["normalised_score"])]),
             "inference_ms": [_clean(row["inference_ms"])], "train_seconds": [_clean(row["train_seconds"])],
         }
+        if _clean(row["win_rate"]) is not None:
+            run["absolute_metrics"]["win_rate"] = [_clean(row["win_rate"])]
         run_name = f"seed_{int(row['seed'])}"
         doc.setdefault(env, {}).setdefault(task_name, {}).setdefault(row["algorithm"], {})[run_name] = run
         steps = row["step"]

@@ -329,7 +329,8 @@ def marl_eval_rows(path: Path) -> tuple[list[dict], list[dict]]:
                         "recorded_normalised_score": sum(norm) / len(norm) if norm and None not in norm else None,
                         "inference_ms": (absolute.get("inference_ms") or [None])[0],
                         "train_seconds": (absolute.get("train_seconds") or [None])[0],
-                        "source": m.get("source"), "checksum": m.get("checksum"), "win_rate": m.get("win_rate"),
+                        "source": m.get("source"), "checksum": m.get("checksum"),
+                        "win_rate": (absolute.get("win_rate") or [m.get("win_rate")])[0],
                         "returns": returns, "finished_at": m.get("finished_at"), "path": str(path),
                     })
                     steps = sorted((k for k in run if k.startswith("step_")), key=lambda k: int(k.split("_")[1]))
@@ -339,7 +340,7 @@ def marl_eval_rows(path: Path) -> tuple[list[dict], list[dict]]:
                         n = point.get("normalised_score") or [None]
                         curves.append({**base, "step": int(point["step_count"]), "return": r[0] if len(r) == 1 else
                                        sum(r) / len(r), "recorded": n[0] if len(n) == 1 else sum(n) / len(n),
-                                       "final": False})
+                                       "final": False, "win_rate": (point.get("win_rate") or [None])[0]})
                     if m.get("steps") is not None and ret is not None:  # the final evaluation is a curve point too
                         curves.append({**base, "step": int(m["steps"]), "return": ret,
                                        "recorded": runs[-1]["recorded_normalised_score"], "final": True})

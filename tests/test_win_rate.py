@@ -165,6 +165,26 @@ def test_runs_record_win_rate_only_where_the_env_reports_wins(results):
     assert list(curves["win_rate"]) == [c["win_rate"] for c in battle["curve"]]
 
 
+def test_marl_eval_export_carries_win_rates(results, tmp_path):
+    pytest.importorskip("pandas")
+    from marlbench.analysis.reader import read_results
+
+    root, records = results
+    path = tmp_path / "marl_eval.json"
+    assert cli.main(["export", "marl-eval", "--results", str(root), "--out", str(path)]) == 0
+    doc = json.loads(path.read_text())
+    battle, nowin = doc["wintest"]["cue-battle"]["bc"]["seed_0"], doc["wintest"]["cue-nowin"]["bc"]["seed_0"]
+    curve = records["battle"]["curve"][:-1]  # the final evaluation is absolute_metrics, not a step entry
+    assert [battle[f"step_{i}"]["win_rate"] for i in range(len(curve))] == [[c["win_rate"]] for c in curve]
+    assert battle["absolute_metrics"]["win_rate"] == [records["battle"]["final"]["win_rate"]]
+    assert "win_rate" not in nowin["absolute_metrics"] and "win_rate" not in nowin["step_0"]
+    back = read_results(path)
+    runs = back.runs.set_index("task")
+    assert runs.loc["wintest/cue-battle", "win_rate"] == records["battle"]["final"]["win_rate"]
+    points = back.curves[(back.curves["task"] == "wintest/cue-battle") & ~back.curves["final"]]
+    assert list(points["win_rate"]) == [c["win_rate"] for c in curve]
+
+
 def test_table_offers_win_rate_and_the_default_is_unchanged(results, capsys, tmp_path):
     pytest.importorskip("pandas")
     pytest.importorskip("rliable")
