@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from marlbench.behaviour.envs import BehaviourEnv
-from marlbench.behaviour.qmix import QMIX, QMIXConfig, masked_argmax
+from marlbench.behaviour.qmix import QMIX, QMIXConfig, masked_argmax, td_lambda_targets
 from marlbench.behaviour.qmix_trainer import QMIXTrainer, QMIXTrainerConfig
 from marlbench.envs.base import EnvStep
 from marlbench.envs.spread_discrete import DiscreteSpreadEnv, discrete_spread_spec
@@ -89,6 +89,27 @@ def test_mixer_is_monotonic_and_update_runs(one_thread):
     for _ in range(TINY_QMIX.target_update_interval - 1):
         agent.update(batch)
     assert all(torch.equal(p, q) for p, q in zip(agent.agent.parameters(), agent.target_agent.parameters()))
+
+
+def test_td_lambda_targets_match_their_closed_forms():
+    gen = torch.Generator().manual_seed(0)
+    r, v = torch.randn(2, 5, generator=gen), torch.randn(2, 5, generator=gen)
+    zeros, ones, gamma = torch.zeros(2, 5), torch.ones(2, 5), 0.9
+    assert torch.allclose(td_lambda_targets(r, zeros, ones, v, gamma, 0.0), r + gamma * v)  # one-step
+    # lambda 1, no terminal: discounted rewards to the end of the window plus the bootstrap there
+    mc = torch.stack([sum(gamma ** (k - t) * r[:, k] for k in range(t, 5)) + gamma ** (5 - t) * v[:, 4]
+                      for t in range(5)], 1)
+    assert torch.allclose(td_lambda_targets(r, zeros, ones, v, gamma, 1.0), mc, atol=1e-6)
+    # lambda 0.5 by hand on one episode of 3 valid steps, terminal at the third, padding after it
+    term, mask = torch.tensor([[0., 0., 1., 0., 0.]]), torch.tensor([[1., 1., 1., 0., 0.]])
+    g2 = r[0, 2]
+    g1 = r[0, 1] + gamma * (0.5 * v[0, 1] + 0.5 * g2)
+    g0 = r[0, 0] + gamma * (0.5 * v[0, 0] + 0.5 * g1)
+    out = td_lambda_targets(r[:1], term, mask, v[:1], gamma, 0.5)
+    assert torch.allclose(out[0, :3], torch.stack([g0, g1, g2]))
+    # a time-limit cut (last valid step not terminal) bootstraps on V there, not on the padding
+    out = td_lambda_targets(r[:1], zeros[:1], mask, v[:1], gamma, 0.5)
+    assert torch.allclose(out[0, 2], r[0, 2] + gamma * v[0, 2])
 
 
 def test_acting_respects_legal_masks(one_thread):
