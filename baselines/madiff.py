@@ -27,12 +27,12 @@ from marlbench.trajectory import TrajectoryDiffusion, TrajectoryDiffusionConfig,
 
 @dataclass
 class MADiffConfig(TrajectoryDiffusionConfig):
-    condition_agents: Literal["all", "single"] = "all"
+    condition_agents: Literal["all", "single", "random"] = "all"
 
 
 @dataclass
 class MADiffDConfig(TrajectoryDiffusionConfig):
-    condition_agents: Literal["all", "single"] = "single"
+    condition_agents: Literal["all", "single", "random"] = "single"
 
 
 class MADiffC(TrajectoryDiffusion, name="madiff-c", continuous=True, discrete=True):

@@ -68,9 +68,12 @@ class TrajectoryDiffusionConfig(AlgoConfig):
     condition_dropout: float = 0.25  # classifier-free guidance: P(return embedding dropped) in training
     guidance_weight: float = 1.2  # w in eps_u + w (eps_c - eps_u)
     target_return: float = 1.0  # conditioning return when acting (returns-to-go are scaled to [0, 1])
-    # whose observed positions are inpainted in training: "all" agents (MADiff-C, DoF) or one random agent per
-    # window (MADiff-D: the published agent_condition_type="single")
-    condition_agents: Literal["all", "single"] = "all"
+    # whose observed positions are inpainted in training: "all" agents (MADiff-C, DoF), one random agent per
+    # window (MADiff-D: the published agent_condition_type="single") or each agent with probability 1/2 ("random")
+    condition_agents: Literal["all", "single", "random"] = "all"
+    # diffusion-loss weight of the agents whose observations are not inpainted (the published opponent_loss_weight;
+    # 1.0 = its default None: every agent weighs the same)
+    opponent_loss_weight: float = 1.0
     ema_decay: float = 0.995  # acting uses an EMA copy (diffuser: decay 0.995 every 10 steps from step 2000)
     ema_every: int = 10
     ema_start: int = 2000  # before it, the EMA copy follows the model
@@ -93,6 +96,8 @@ class TrajectoryDiffusionConfig(AlgoConfig):
             raise ConfigError(f"{name} needs an odd kernel_size")
         if self.diffusion_steps < 1 or not 0 < self.beta_start <= self.beta_end < 1:
             raise ConfigError(f"{name} needs diffusion_steps >= 1 and 0 < beta_start <= beta_end < 1")
+        if self.opponent_loss_weight < 0:
+            raise ConfigError(f"{name} needs opponent_loss_weight >= 0")
         if self.plan_diagnostic_windows < 0:
             raise ConfigError(f"{name} needs plan_diagnostic_windows >= 0")
         if self.init_noise_scale <= 0:
@@ -319,6 +324,8 @@ class TrajectoryDiffusion(Algorithm):
         mask = torch.zeros(b, length, n, dtype=torch.bool, device=device)
         if self.cfg.condition_agents == "all":
             mask[:, : self.cfg.history + 1] = True
+        elif self.cfg.condition_agents == "random":
+            mask[:, : self.cfg.history + 1] = torch.rand(b, 1, n, device=device) < 0.5
         else:
             agent = torch.randint(0, n, (b,), device=device)
             mask[:, : self.cfg.history + 1] = F.one_hot(agent, n).bool()[:, None]
@@ -360,6 +367,9 @@ class TrajectoryDiffusion(Algorithm):
         out = self.eps(model, xk, t, batch.returns, drop)
         target = noise if self.cfg.prediction == "epsilon" else x0
         weight = batch.mask[:, :, None] * (~cond)
+        if self.cfg.opponent_loss_weight != 1.0:  # agents not conditioned at the current step are the opponents
+            own = cond[:, self.cfg.history]  # [B, N]
+            weight = weight * torch.where(own, 1.0, self.cfg.opponent_loss_weight)[:, None]
         return ((out - target).square().mean(-1) * weight).sum() / weight.sum().clamp(min=1)
 
     def loss(self, batch: SegmentBatch) -> tuple[Tensor, Tensor]:
