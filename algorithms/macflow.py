@@ -32,7 +32,14 @@ from marlbench.algorithm import Algorithm
 from marlbench.config import AlgoConfig
 from marlbench.data.sampler import Batch
 from marlbench.errors import ConfigError
-from marlbench.flows import euler, flow_matching_loss, time_features
+from marlbench.flows import (
+    check_discrete_flow,
+    endpoint_loss,
+    endpoint_velocity,
+    euler,
+    flow_matching_loss,
+    time_features,
+)
 from marlbench.heads import masked_logits as masked
 from marlbench.nn import AgentMLP, EnsembleMLP, gradient_step, make_adam, polyak_update
 
@@ -56,6 +63,9 @@ class MACFlowConfig(AlgoConfig):
     next_actions: Literal["flow", "onestep"] = "flow"  # TD next actions from the flow (Alg. 1) or one-step (reference)
     actor_layer_norm: bool = True  # paper App. E: LayerNorm everywhere; reference code: False for actors
     time_features: int = 1  # 1: the raw t as input (reference code); >1: t plus sinusoidal features of t
+    # discrete actions: "velocity" regresses x1 - x0 by MSE (App. E); "endpoint" (not the paper's) predicts x1's
+    # logits by cross-entropy and integrates v = (softmax - x_t) / (1 - t): the same path, a faster-learned decision
+    discrete_flow: Literal["velocity", "endpoint"] = "velocity"
     # Ablations (App. H): without value guidance (Fig. 14d), and acting with the joint flow itself (Fig. 14b,
     # centralised execution: every agent's action depends on all observations).
     q_guidance: bool = True
@@ -79,6 +89,7 @@ class MACFlow(Algorithm, name="macflow", continuous=True, discrete=True):
 
     def __init__(self, spec, cfg: MACFlowConfig, device="cpu"):
         super().__init__(spec, cfg, device)
+        check_discrete_flow(cfg.discrete_flow, spec)
         # da: continuous action dims, or the one-hot width (number of actions) for discrete tasks
         n, do, da, h = spec.n_agents, spec.obs_dim, spec.action_dim, cfg.hidden_dims
         shared, ln, tf = cfg.share_parameters, cfg.layer_norm, cfg.time_features
@@ -100,13 +111,19 @@ class MACFlow(Algorithm, name="macflow", continuous=True, discrete=True):
         self.episode_noise: Tensor | None = None  # eval_noise="episode": z of the running evaluation episodes
 
     # -- Stage I: the flow policy
-    def velocity(self, obs: Tensor, x: Tensor, t: Tensor) -> Tensor:
-        """v_phi(t, o, x) for obs [B,N,do], x [B,N,da], t [B,1,1] -> [B,N,da]."""
+    def field(self, obs: Tensor, x: Tensor, t: Tensor) -> Tensor:
+        """The flow network at (t, o, x) for obs [B,N,do], x [B,N,da], t [B,1,1] -> [B,N,da]: the velocity, or x1's
+        logits with ``discrete_flow="endpoint"``."""
         b, n, da = x.shape
-        t = time_features(t.flatten(1), self.cfg.time_features)  # [B, F]
+        tf = time_features(t.flatten(1), self.cfg.time_features)  # [B, F]
         if self.cfg.flow == "joint":
-            return self.flow(torch.cat([obs.flatten(1), x.flatten(1), t], -1))[0].view(b, n, da)
-        return self.flow(torch.cat([obs, x, t.unsqueeze(1).expand(b, n, t.shape[-1])], -1))[0]
+            return self.flow(torch.cat([obs.flatten(1), x.flatten(1), tf], -1))[0].view(b, n, da)
+        return self.flow(torch.cat([obs, x, tf.unsqueeze(1).expand(b, n, tf.shape[-1])], -1))[0]
+
+    def velocity(self, obs: Tensor, x: Tensor, t: Tensor) -> Tensor:
+        """v_phi(t, o, x) -> [B,N,da]."""
+        out = self.field(obs, x, t)
+        return endpoint_velocity(out, x, t) if self.cfg.discrete_flow == "endpoint" else out
 
     @torch.no_grad()
     def flow_actions(self, obs: Tensor, noise: Tensor) -> Tensor:
@@ -146,8 +163,11 @@ class MACFlow(Algorithm, name="macflow", continuous=True, discrete=True):
         b, n, da = obs.shape[0], self.spec.n_agents, self.spec.action_dim
         x1 = F.one_hot(batch.actions, da).float() if discrete else batch.actions
 
-        # Stage I, Eq. (6): x_t = (1-t) x0 + t x1, regress x1 - x0.
-        flow_loss = flow_matching_loss(lambda x, t: self.velocity(obs, x, t), x1)
+        # Stage I, Eq. (6): x_t = (1-t) x0 + t x1, regress x1 - x0 (or predict x1 by cross-entropy: "endpoint").
+        if cfg.discrete_flow == "endpoint":
+            flow_loss = endpoint_loss(lambda x, t: self.field(obs, x, t), batch.actions, da)
+        else:
+            flow_loss = flow_matching_loss(lambda x, t: self.velocity(obs, x, t), x1)
 
         # One batch for both Euler chains: next actions for TD (o') and distillation targets (o).
         noise = torch.randn(2 * b, n, da, device=obs.device)

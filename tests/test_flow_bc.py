@@ -7,8 +7,8 @@ from learning import train_and_score
 from marlbench.baselines.flow_bc import FlowBC, FlowBCConfig
 from marlbench.config import resolve
 from marlbench.data.sampler import Batch
-from marlbench.errors import ConfigError
-from marlbench.flows import euler, flow_matching_loss
+from marlbench.errors import ConfigError, IncompatibleError
+from marlbench.flows import endpoint_loss, endpoint_velocity, euler, flow_matching_loss
 from marlbench.registry import ALGORITHMS
 from marlbench.spec import TaskSpec
 
@@ -83,6 +83,47 @@ def test_policy_loss_uses_one_hot_targets_and_the_exact_velocity_samples_the_dat
             assert torch.allclose(algo.act(bt.obs), bt.actions, atol=1e-5)
         else:
             assert torch.equal(algo.act(bt.obs, bt.legals), bt.actions)
+
+
+def test_endpoint_parametrisation_closed_forms():
+    """discrete_flow=endpoint: the loss is the cross-entropy of x1's logits at x_t; the implied velocity
+    (softmax - x_t) / (1 - t) is the linear path's conditional velocity when softmax = x1, so Euler lands on the
+    predicted distribution (its last step starts at t = 1 - 1/M)."""
+    torch.manual_seed(0)
+    actions = torch.randint(0, 5, (32, 3))
+    logits = torch.randn(5)
+    seen = []
+    got = endpoint_loss(lambda x, t: seen.append((x, t)) or logits.expand(*x.shape), actions, 5)
+    assert torch.allclose(got, torch.nn.functional.cross_entropy(logits.expand(96, 5), actions.flatten()))
+    x, t = seen[0]
+    assert x.shape == (32, 3, 5) and t.shape == (32, 1, 1)  # one t per sample, on the path to onehot(a)
+    x1 = torch.nn.functional.one_hot(actions, 5).float()
+    assert torch.allclose(endpoint_velocity(torch.log(x1 + 1e-12), x, t), (x1 - x) / (1 - t), atol=1e-4)
+    probs = torch.tensor([0.1, 0.6, 0.1, 0.1, 0.1])
+    out = euler(lambda x, t: endpoint_velocity(probs.log().expand_as(x), x, t), torch.randn(4, 3, 5), 10)
+    assert torch.allclose(out, probs.expand(4, 3, 5), atol=1e-5)
+
+
+def test_endpoint_flow_learns_the_decision_faster_than_velocity_regression():
+    """The mechanism behind the option (docs/ALGORITHMS.md): on a deterministic 9-way decision of the observation,
+    the same network and budget decode the data action far more often when trained by the endpoint cross-entropy
+    than by the velocity MSE of App. E (measured 0.98 vs 0.77 at 8k steps; here 600 steps)."""
+    spec = TaskSpec(name="t/toy", n_agents=1, obs_dim=10, action_kind="discrete", action_dim=9, episode_limit=1)
+    w = torch.randn(10, 9, generator=torch.Generator().manual_seed(0))
+    test_obs = torch.randn(2048, 1, 10, generator=torch.Generator().manual_seed(1))
+    accuracy = {}
+    for kind in ("velocity", "endpoint"):
+        torch.manual_seed(0)
+        algo = FlowBC(spec, FlowBCConfig(hidden_dims=(64, 64), lr=1e-3, discrete_flow=kind))
+        g = torch.Generator().manual_seed(2)
+        for _ in range(600):
+            obs = torch.randn(128, 1, 10, generator=g)
+            algo.update(Batch(obs=obs, actions=(obs @ w).argmax(-1), rewards=torch.zeros(128, 1), next_obs=obs,
+                              dones=torch.zeros(128), legals=None, next_legals=None))
+        accuracy[kind] = (algo.act(test_obs) == (test_obs @ w).argmax(-1)).float().mean().item()
+    assert accuracy["endpoint"] > accuracy["velocity"] + 0.1 and accuracy["endpoint"] > 0.8, accuracy
+    with pytest.raises(IncompatibleError, match="discrete_flow=velocity"):
+        FlowBC(CONT, FlowBCConfig(discrete_flow="endpoint"))
 
 
 def test_training_reduces_the_flow_loss_and_fits_a_deterministic_policy():

@@ -64,6 +64,32 @@ def test_discrete_update_runs_and_returns_finite_losses():
     assert all(torch.isfinite(v) for v in out.values())
 
 
+def test_endpoint_discrete_flow_trains_on_cross_entropy_and_samples_legal_actions():
+    """discrete_flow=endpoint (joint and individual flows, and MA-FQL through MAC-Flow's config): the flow loss is the
+    cross-entropy of x1's logits, the Euler chain lands on the predicted distribution, decoded legally."""
+    import pytest
+
+    from marlbench.errors import IncompatibleError
+    from marlbench.flows import endpoint_velocity
+
+    bt = batch(DISCRETE, b=64, legal_prob=0.4)
+    for flow in ("joint", "individual"):
+        algo = make(DISCRETE, discrete_flow="endpoint", flow=flow)
+        torch.manual_seed(3)
+        loss = algo.losses(bt)["flow_loss"]
+        assert 0.5 * torch.log(torch.tensor(5.0)) < loss < 3 * torch.log(torch.tensor(5.0))  # CE near log(nA)
+        x, t = torch.randn(64, 3, 5), torch.full((64, 1, 1), 0.3)
+        assert torch.allclose(algo.velocity(bt.obs, x, t), endpoint_velocity(algo.field(bt.obs, x, t), x, t))
+        sample = algo.flow_actions(bt.obs, torch.randn(64, 3, 5))
+        assert torch.allclose(sample.sum(-1), torch.ones(64, 3), atol=1e-5) and (sample >= 0).all()  # a softmax
+        algo.cfg.deploy = "flow"
+        actions = algo.act(bt.obs, bt.legals)
+        assert bt.legals.gather(-1, actions.unsqueeze(-1)).all()
+        assert all(torch.isfinite(v) for v in algo.update(bt).values())
+    with pytest.raises(IncompatibleError, match="discrete_flow=velocity"):
+        make(CONTINUOUS, discrete_flow="endpoint")
+
+
 def test_continuous_one_step_policy_is_decentralised():
     """Agent i's action must not change when another agent's observation changes (same noise)."""
     algo = make(CONTINUOUS)
