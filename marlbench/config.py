@@ -20,7 +20,7 @@ import yaml
 
 from marlbench.errors import ConfigError, UnknownNameError
 
-PROFILES = ("paper", "quick")
+PROFILES = ("paper", "quick", "standard")
 
 
 @dataclass

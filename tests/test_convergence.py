@@ -65,3 +65,23 @@ def test_cells_from_a_curves_frame():
     assert cells[("slow", "t")].verdict == RISING and not cells[("slow", "t")].converged
     assert cells[("flat", "t")].converged, cells[("flat", "t")].describe()  # 2 noise < 5% of |1000|
     assert cells[("old", "t")].verdict == UNKNOWN  # records without the std of their evaluations
+
+
+def test_standard_profile_is_quick_networks_at_the_converged_budget():
+    """The `standard` profile (issue 18): every algorithm's config equals the quick profile's except the budget and
+    the evaluation cadence (32k steps, 32-episode curve points every 2k on MPE and SMAX, so the plateau test can
+    decide)."""
+    from dataclasses import asdict
+
+    from marlbench import catalog
+    from marlbench.config import resolve
+    from marlbench.registry import ALGORITHMS
+
+    catalog.load()
+    for name in ALGORITHMS.names():
+        for benchmark in ("mpe", "mamujoco", "smax"):
+            quick, standard = (resolve(ALGORITHMS.get(name), benchmark, p) for p in ("quick", "standard"))
+            assert asdict(standard.algorithm) == asdict(quick.algorithm), (name, benchmark)
+            assert standard.protocol.steps == 32_000 and standard.protocol.eval_every == 2_000
+            # MA-MuJoCo keeps quick's evaluation sizes (1,000-step episodes)
+            assert standard.protocol.curve_eval_episodes == (32 if benchmark != "mamujoco" else 5)

@@ -460,8 +460,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--task", required=True, help="task name or alias (see `marlbench list tasks`)")
     run.add_argument("--seeds", type=int, default=1, help="number of seeds (seed ids first_seed..)")
     run.add_argument("--first-seed", type=int, default=0)
-    run.add_argument("--profile", choices=("paper", "quick"), default="paper",
-                     help="paper: the paper's budgets and sizes; quick: small nets and budgets for a laptop CPU")
+    run.add_argument("--profile", choices=("paper", "quick", "standard"), default="paper",
+                     help="paper: the paper's budgets and sizes; quick: small nets and budgets for a laptop CPU; "
+                          "standard: quick's nets at the budget where Spread's critics converge (32k steps)")
     run.add_argument("--steps", type=int, help="override the profile's gradient-step budget")
     run.add_argument("--preset", metavar="NAME", help="a published setting from configs/presets/ (applied "
                      "before --set; `marlbench list presets`)")
