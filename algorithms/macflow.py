@@ -33,9 +33,9 @@ from marlbench.config import AlgoConfig
 from marlbench.data.sampler import Batch
 from marlbench.errors import ConfigError
 from marlbench.flows import (
+    as_velocity,
     check_discrete_flow,
     endpoint_loss,
-    endpoint_velocity,
     euler,
     flow_matching_loss,
     time_features,
@@ -122,8 +122,7 @@ class MACFlow(Algorithm, name="macflow", continuous=True, discrete=True):
 
     def velocity(self, obs: Tensor, x: Tensor, t: Tensor) -> Tensor:
         """v_phi(t, o, x) -> [B,N,da]."""
-        out = self.field(obs, x, t)
-        return endpoint_velocity(out, x, t) if self.cfg.discrete_flow == "endpoint" else out
+        return as_velocity(self.field(obs, x, t), x, t, self.cfg.discrete_flow)
 
     @torch.no_grad()
     def flow_actions(self, obs: Tensor, noise: Tensor) -> Tensor:

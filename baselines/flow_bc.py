@@ -24,9 +24,9 @@ from marlbench.config import AlgoConfig
 from marlbench.data.sampler import Batch
 from marlbench.errors import ConfigError
 from marlbench.flows import (
+    as_velocity,
     check_discrete_flow,
     endpoint_loss,
-    endpoint_velocity,
     euler,
     flow_matching_loss,
     time_features,
@@ -75,8 +75,7 @@ class FlowBC(Algorithm, name="flow-bc", continuous=True, discrete=True):
 
     def velocity(self, obs: Tensor, x: Tensor, t: Tensor) -> Tensor:
         """v_phi(t, o_i, x_i) for every agent."""
-        out = self.field(obs, x, t)
-        return endpoint_velocity(out, x, t) if self.cfg.discrete_flow == "endpoint" else out
+        return as_velocity(self.field(obs, x, t), x, t, self.cfg.discrete_flow)
 
     def target(self, batch: Batch) -> Tensor:
         """x1: the dataset action, one-hot for discrete tasks."""

@@ -20,7 +20,7 @@ import platform
 import torch
 import torch.nn.functional as F
 
-from marlbench.flows import endpoint_loss, endpoint_velocity, euler, flow_matching_loss
+from marlbench.flows import as_velocity, endpoint_loss, euler, flow_matching_loss
 from marlbench.nn import mlp
 
 OBS, ACTIONS, HIDDEN, BATCH, CHECKPOINTS = 20, 9, (128, 128, 128), 256, (1000, 2000, 4000, 8000)
@@ -39,8 +39,7 @@ def accuracy_curve(kind: str, lr: float, seed: int = 0) -> list[float]:
         return net(torch.cat([obs, x, t], -1))
 
     def velocity(obs, x, t):
-        out = field(obs, x, t)
-        return endpoint_velocity(out, x, t) if kind == "endpoint" else out
+        return as_velocity(field(obs, x, t), x, t, kind)
 
     out = []
     for step in range(1, CHECKPOINTS[-1] + 1):

@@ -55,6 +55,12 @@ def endpoint_velocity(logits: Tensor, x: Tensor, t: Tensor) -> Tensor:
     return (logits.softmax(-1) - x) / (1 - t)
 
 
+def as_velocity(out: Tensor, x: Tensor, t: Tensor, kind: str) -> Tensor:
+    """The velocity from the flow network's output at (x_t, t): the output itself (``kind="velocity"``), or the one
+    the linear path implies for endpoint logits (``"endpoint"``)."""
+    return endpoint_velocity(out, x, t) if kind == "endpoint" else out
+
+
 def check_discrete_flow(kind: str, spec) -> None:
     """``discrete_flow=endpoint`` predicts a one-hot endpoint: refuse it on continuous actions, saying what works."""
     if kind == "endpoint" and spec.continuous:

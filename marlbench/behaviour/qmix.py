@@ -106,10 +106,9 @@ def td_lambda_targets(rewards: Tensor, terminals: Tensor, mask: Tensor, next_val
     ``next_values[:, t]`` is the target V(s_t+1) and G_t+1 is replaced by V(s_t+1) after the last valid step (a
     time-limit cut bootstraps there). ``lam = 0`` gives the one-step targets. The recursion runs backwards over time
     (episodes and agents stay batched)."""
-    one_step = rewards + gamma * (1.0 - terminals) * next_values
     if lam == 0.0:
-        return one_step
-    targets = torch.empty_like(one_step)
+        return rewards + gamma * (1.0 - terminals) * next_values
+    targets = torch.empty_like(rewards)
     ahead = next_values[:, -1]  # G_t+1 where t+1 is past the window: bootstrap
     for step in range(rewards.shape[1] - 1, -1, -1):
         if step + 1 < rewards.shape[1]:

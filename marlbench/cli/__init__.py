@@ -72,12 +72,13 @@ def cmd_list(args: argparse.Namespace) -> int:
         by_family: dict[str, list[str]] = {}
         for name in TASKS.names():
             by_family.setdefault(TASKS.get(name).benchmark, []).append(name)
-        order = [name for benchmark in sorted(by_family, key=family_sort_key) for name in by_family[benchmark]]
+        benchmarks = sorted(by_family, key=family_sort_key)
+        order = [name for benchmark in benchmarks for name in by_family[benchmark]]
         statuses = dict(zip(order, (TASKS.get(name).status() for name in order)))
         # repeated long explanations (StarCraft II's install commands) are printed once, as numbered notes
         short, notes = footnoted([why for _, why in statuses.values()])
         short_of = dict(zip(order, short))
-        for benchmark in sorted(by_family, key=family_sort_key):
+        for benchmark in benchmarks:
             family = family_of(benchmark)
             print(f"  {family.label}: {family.description}" if family else f"  {benchmark}:")
             for name in by_family[benchmark]:
