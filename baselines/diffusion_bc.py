@@ -9,7 +9,11 @@ Acting: ancestral sampling (DDPM Alg. 2) from N(0, I), all agents batched in one
 predicted x_0 is clipped to the data range at every step (``clip_denoised``).
 Continuous: diffusion runs in [-1, 1] box coordinates; the sample is mapped back and clipped to the action box.
 Discrete: the one-hot action vector is diffused in the relaxed space [0, 1]^nA (App. F.1); the sample is decoded by
-the argmax over legal actions.
+the argmax over legal actions. ``discrete_diffusion="x0"`` (not the paper's) keeps the schedule and the sampler but
+lets the network output logits of x_0 = onehot(a), trained by cross-entropy; x_0_hat = softmax(logits) and the
+sampler uses the noise it implies. It is the DDPM analogue of ``discrete_flow="endpoint"`` (marlbench/flows.py):
+epsilon-MSE through the noisy one-hot vector learns the observation-to-action decision slowly
+(benchmarks/onehot_flow.py, docs/ALGORITHMS.md).
 """
 from __future__ import annotations
 
@@ -24,7 +28,7 @@ from marlbench.algorithm import Algorithm
 from marlbench.config import AlgoConfig
 from marlbench.data.sampler import Batch
 from marlbench.diffusion import DDPM, timestep_embedding
-from marlbench.errors import ConfigError
+from marlbench.errors import ConfigError, IncompatibleError
 from marlbench.heads import ActionBox, masked_logits
 from marlbench.nn import AgentMLP, gradient_step, make_adam
 
@@ -37,6 +41,8 @@ class DiffusionBCConfig(AlgoConfig):
     beta_end: float = 0.02
     time_embed_dim: int = 16  # sinusoidal step features appended to the noise model's input
     clip_denoised: bool = True  # clip the predicted x_0 to the data range at every reverse step
+    # discrete actions: "epsilon" = App. F.1's noise prediction; "x0" = x_0's logits by cross-entropy (module doc)
+    discrete_diffusion: Literal["epsilon", "x0"] = "epsilon"
 
     def validate(self) -> None:
         if self.diffusion_steps < 1 or self.time_embed_dim < 4 or self.time_embed_dim % 2:
@@ -53,6 +59,10 @@ class DiffusionBC(Algorithm, name="diffusion-bc", continuous=True, discrete=True
 
     def __init__(self, spec, cfg: DiffusionBCConfig, device="cpu"):
         super().__init__(spec, cfg, device)
+        if cfg.discrete_diffusion == "x0" and spec.continuous:
+            raise IncompatibleError(f"discrete_diffusion=x0 predicts one-hot actions, but task {spec.name!r} has "
+                                    "continuous actions: use discrete_diffusion=epsilon (the default) there")
+        self.predicts_x0 = cfg.discrete_diffusion == "x0"
         self.box = ActionBox(spec)
         clip = ((-1.0, 1.0) if spec.continuous else (0.0, 1.0)) if cfg.clip_denoised else None
         self.ddpm = DDPM(cfg.diffusion_steps, cfg.schedule, cfg.beta_start, cfg.beta_end, clip)
@@ -64,11 +74,17 @@ class DiffusionBC(Algorithm, name="diffusion-bc", continuous=True, discrete=True
         self.to(self.device)
         self.optimizer = make_adam(self.noise_model.parameters(), cfg.lr, cfg.adam_eps)
 
-    def eps(self, obs: Tensor, x: Tensor, t: Tensor | int) -> Tensor:
-        """eps_theta(o_i, id_i, x_k, emb(k)) for obs [B,N,do], x [B,N,da], t [B,N] indices or one int -> [B,N,da]."""
+    def network(self, obs: Tensor, x: Tensor, t: Tensor | int) -> Tensor:
+        """The model's output at (o_i, id_i, x_k, emb(k)) for obs [B,N,do], x [B,N,da], t [B,N] indices or one int:
+        the noise, or x_0's logits with ``discrete_diffusion="x0"``; [B,N,da]."""
         emb = self.step_features[t]
         emb = emb.expand(*x.shape[:-1], emb.shape[-1])
         return self.noise_model(torch.cat([obs, x, emb], -1))[0]
+
+    def eps(self, obs: Tensor, x: Tensor, t: Tensor | int) -> Tensor:
+        """eps_theta(o_i, id_i, x_k, emb(k)), or the noise the predicted x_0 = softmax(logits) implies."""
+        out = self.network(obs, x, t)
+        return self.ddpm.eps_from_x0(x, t, out.softmax(-1)) if self.predicts_x0 else out
 
     def clean_actions(self, batch: Batch) -> Tensor:
         """x_0: box coordinates in [-1, 1] (continuous) or the one-hot action (discrete)."""
@@ -80,7 +96,10 @@ class DiffusionBC(Algorithm, name="diffusion-bc", continuous=True, discrete=True
         x0 = self.clean_actions(batch)
         t = torch.randint(0, self.cfg.diffusion_steps, x0.shape[:-1], device=x0.device)
         noise = torch.randn_like(x0)
-        return (self.eps(batch.obs, self.ddpm.q_sample(x0, t, noise), t) - noise).square().mean()
+        out = self.network(batch.obs, self.ddpm.q_sample(x0, t, noise), t)
+        if self.predicts_x0:
+            return F.cross_entropy(out.reshape(-1, self.spec.action_dim), batch.actions.reshape(-1))
+        return (out - noise).square().mean()
 
     def update(self, batch: Batch) -> dict[str, Tensor]:
         loss = self.loss(batch)

@@ -7,6 +7,7 @@ Ho, Jain & Abbeel 2020 ("DDPM"), with the cosine schedule of Nichol & Dhariwal 2
         c0_k = sqrt(ab_{k-1}) beta_k / (1 - ab_k),   ck_k = sqrt(alpha_k) (1 - ab_{k-1}) / (1 - ab_k),
         tvar_k = beta_k (1 - ab_{k-1}) / (1 - ab_k)                  (DDPM Eq. 6-7; ab_0 = 1)
     x_0 = (x_k - sqrt(1 - ab_k) eps) / sqrt(ab_k)                      (epsilon -> x_0, DDPM Eq. 4 inverted)
+    eps = (x_k - sqrt(ab_k) x_0) / sqrt(1 - ab_k)                      (x_0 -> epsilon, for x_0-predicting models)
 
 Ancestral sampling (DDPM Alg. 2) draws x_K ~ N(0, I) and x_{k-1} ~ q(x_{k-1} | x_k, x_0_hat(x_k, eps_theta)), the
 reverse variance being the posterior's tvar_k ("fixed_small"), which is 0 at the last step. Writing the mean through
@@ -102,6 +103,11 @@ class DDPM(nn.Module):
     def predict_x0(self, x: Tensor, t: Tensor | int, eps: Tensor) -> Tensor:
         """x_0 = (x_k - sqrt(1 - ab_k) eps) / sqrt(ab_k)."""
         return (x - self._at(self.sqrt_one_minus_alpha_bars, t, x) * eps) / self._at(self.sqrt_alpha_bars, t, x)
+
+    def eps_from_x0(self, x: Tensor, t: Tensor | int, x0: Tensor) -> Tensor:
+        """eps = (x_k - sqrt(ab_k) x_0) / sqrt(1 - ab_k): the noise a predicted x_0 implies, so an x_0-predicting model
+        samples through the same ancestral step (``predict_x0`` inverts it)."""
+        return (x - self._at(self.sqrt_alpha_bars, t, x) * x0) / self._at(self.sqrt_one_minus_alpha_bars, t, x)
 
     def posterior(self, x0: Tensor, x: Tensor, t: Tensor | int) -> tuple[Tensor, Tensor]:
         """Mean and variance of q(x_{k-1} | x_k, x_0)."""

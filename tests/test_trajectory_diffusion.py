@@ -1,6 +1,7 @@
 """MADiff-C, MADiff-D and DoF (marlbench/trajectory.py, baselines/madiff.py, baselines/dof.py): the U-Net's shapes,
 cross-agent mixing, guidance, inpainting, the DoF noise factorisation, decentralisation, cost per joint action,
 act() on both action kinds, runs through the protocol and learning tests."""
+import itertools
 import json
 import math
 
@@ -289,10 +290,11 @@ def test_registration_and_config_validation():
     assert (cfg.horizon, cfg.history, cfg.dim, cfg.dim_mults, cfg.diffusion_steps) == (24, 0, 128, (1, 2, 4, 8), 200)
     assert (cfg.condition_dropout, cfg.guidance_weight, cfg.target_return) == (0.25, 1.2, 1.0)
     assert MADiffD.Config().condition_agents == "single" and DoF.Config().agent_id
-    for bench, expected in (("mpe", (24, 0)), ("mamujoco", (10, 18)), ("smacv1", (4, 20)), ("smacv2", (4, 20))):
-        for cls in CLASSES:
-            c = resolve(cls, bench, "paper").algorithm
-            assert (c.horizon, c.history) == expected
+    for bench, expected in (("mpe", (24, 0)), ("mamujoco", (10, 18)), ("smacv1", (4, 20)), ("smacv2", (4, 20)),
+                            ("smax", (4, 20))):  # SMAX: SMAC's sizes, its closest published analogue
+        for cls, profile in itertools.product(CLASSES, ("paper", "quick", "standard")):
+            c = resolve(cls, bench, profile).algorithm
+            assert (c.horizon, c.history) == (expected if bench != "mpe" or profile == "paper" else (8, 0))
     assert (resolve(DoF, "mamujoco", "quick").algorithm.history, resolve(DoF, "smacv1", "quick").algorithm.horizon) \
         == (18, 4)
     for bad in ({"horizon": 1}, {"dim": 10, "groups": 4}, {"kernel_size": 4}, {"condition_dropout": 1.0}):
