@@ -149,19 +149,24 @@ def read_metrics(path: Path) -> list[dict]:
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
 
 
-def _git_commit() -> str | None:
+def _git(*args: str) -> str | None:
+    """stdout of a git command in the package's checkout, or None outside one (an installed wheel)."""
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(marlbench.__file__).parent,
+        out = subprocess.run(["git", *args], cwd=Path(marlbench.__file__).parent,
                              capture_output=True, text=True, timeout=5)
-        return out.stdout.strip() or None if out.returncode == 0 else None
+        return out.stdout.strip() if out.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         return None
 
 
 def versions() -> dict[str, Any]:
+    """Code versions for a record. ``git_dirty``: tracked files differed from ``git_commit`` when the record was made
+    (the commit alone then does not reproduce it); None outside a git checkout."""
+    status = _git("status", "--porcelain", "--untracked-files=no")
     return {
         "marlbench": marlbench.__version__,
-        "git_commit": _git_commit(),
+        "git_commit": _git("rev-parse", "HEAD") or None,
+        "git_dirty": None if status is None else bool(status),
         "python": sys.version.split()[0],
         "torch": torch.__version__,
         "numpy": np.__version__,

@@ -187,3 +187,26 @@ def test_zero_workers_is_refused(capsys):
 
     assert cli.main(["run", "--algo", "bc", "--task", "spread-scripted", "--workers", "0"]) == 2
     assert "--workers must be at least 1" in capsys.readouterr().err
+
+
+def test_records_say_whether_the_code_differed_from_the_recorded_commit(tmp_path, monkeypatch):
+    """versions(): git_commit alone does not reproduce a record made from edited files, so git_dirty says so (and is
+    None outside a git checkout, e.g. an installed wheel)."""
+    import marlbench
+    from marlbench.results import versions
+
+    package = tmp_path / "repo" / "marlbench"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("x = 1\n")
+    monkeypatch.setattr(marlbench, "__file__", str(package / "__init__.py"))
+    assert versions()["git_commit"] is None and versions()["git_dirty"] is None
+    git = ["git", "-C", str(package.parent), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "c"], check=True)
+    clean = versions()
+    assert len(clean["git_commit"]) == 40 and clean["git_dirty"] is False
+    (package / "untracked.py").write_text("")  # untracked files (results, scratch) are not code changes
+    assert versions()["git_dirty"] is False
+    (package / "__init__.py").write_text("x = 2\n")
+    assert versions() == {**clean, "git_dirty": True}
