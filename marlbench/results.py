@@ -160,9 +160,10 @@ def _git(*args: str) -> str | None:
 
 
 def versions() -> dict[str, Any]:
-    """Code versions for a record. ``git_dirty``: tracked files differed from ``git_commit`` when the record was made
-    (the commit alone then does not reproduce it); None outside a git checkout."""
-    status = _git("status", "--porcelain", "--untracked-files=no")
+    """Code versions for a record. ``git_dirty``: tracked files outside the top-level ``results/`` (records, not code)
+    differed from ``git_commit`` when the record was made (the commit alone then does not reproduce it); None outside
+    a git checkout."""
+    status = _git("status", "--porcelain", "--untracked-files=no", "--", ":/", ":(top,exclude)results")
     return {
         "marlbench": marlbench.__version__,
         "git_commit": _git("rev-parse", "HEAD") or None,

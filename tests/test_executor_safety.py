@@ -207,6 +207,13 @@ def test_records_say_whether_the_code_differed_from_the_recorded_commit(tmp_path
     clean = versions()
     assert len(clean["git_commit"]) == 40 and clean["git_dirty"] is False
     (package / "untracked.py").write_text("")  # untracked files (results, scratch) are not code changes
+    records = package.parent / "results" / "final.json"
+    records.parent.mkdir()
+    records.write_text("{}")
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "records"], check=True)
+    clean = versions()
+    records.unlink()  # neither are committed records being replaced
     assert versions()["git_dirty"] is False
     (package / "__init__.py").write_text("x = 2\n")
     assert versions() == {**clean, "git_dirty": True}
