@@ -163,23 +163,31 @@ def test_agents_are_batched_and_decentralised():
     assert not torch.allclose(first[:, 1], second[:, 1])
 
 
+def sign_decision_batch(b: int = 64) -> tuple[torch.Tensor, torch.Tensor, Batch]:
+    """Observations [b, 3, 4] and the action 3 or 0 from the sign of each agent's first observation."""
+    obs = torch.randn(b, 3, 4)
+    actions = (obs[..., 0] > 0).long() * 3
+    return obs, actions, Batch(obs=obs, actions=actions, rewards=torch.zeros(b, 3), next_obs=obs, dones=torch.zeros(b))
+
+
+def network_output_by_hand(algo, obs, actions) -> tuple[torch.Tensor, torch.Tensor]:
+    """The network's output at x_k and the noise, with the draws DiffusionBC.loss makes after torch.manual_seed(1)."""
+    torch.manual_seed(1)
+    t = torch.randint(0, 20, actions.shape)
+    noise = torch.randn(*actions.shape, 5)
+    x0 = torch.nn.functional.one_hot(actions, 5).float()
+    xk = algo.ddpm.alpha_bars[t, None].sqrt() * x0 + (1 - algo.ddpm.alpha_bars[t, None]).sqrt() * noise
+    return algo.noise_model(torch.cat([obs, xk, algo.step_features[t]], -1))[0], noise
+
+
 def test_update_is_the_epsilon_prediction_loss_and_lowers_it():
     torch.manual_seed(0)
     algo = DiffusionBC(DISC, DiffusionBCConfig(hidden_dims=(64, 64), diffusion_steps=20, lr=1e-3))
-    b = 64
-    obs = torch.randn(b, 3, 4)
-    actions = (obs[..., 0] > 0).long() * 3  # action 3 or 0 from the sign of the first observation
-    batch = Batch(obs=obs, actions=actions, rewards=torch.zeros(b, 3), next_obs=obs, dones=torch.zeros(b))
-    # the loss by hand, with the same draws
+    obs, actions, batch = sign_decision_batch()
     torch.manual_seed(1)
     expected_loss = algo.loss(batch)
-    torch.manual_seed(1)
-    t = torch.randint(0, 20, (b, 3))
-    noise = torch.randn(b, 3, 5)
-    x0 = torch.nn.functional.one_hot(actions, 5).float()
-    xk = algo.ddpm.alpha_bars[t, None].sqrt() * x0 + (1 - algo.ddpm.alpha_bars[t, None]).sqrt() * noise
-    emb = algo.step_features[t]
-    by_hand = (algo.noise_model(torch.cat([obs, xk, emb], -1))[0] - noise).square().mean()
+    out, noise = network_output_by_hand(algo, obs, actions)
+    by_hand = (out - noise).square().mean()
     assert expected_loss.item() == pytest.approx(by_hand.item(), rel=1e-5)
     first = [algo.update(batch)["diffusion_loss"].item() for _ in range(5)]
     for _ in range(600):
@@ -199,17 +207,11 @@ def test_x0_prediction_is_the_cross_entropy_of_the_clean_one_hot_and_samples_thr
     torch.manual_seed(0)
     algo = DiffusionBC(DISC, DiffusionBCConfig(hidden_dims=(64, 64), diffusion_steps=20, lr=1e-3,
                                                discrete_diffusion="x0"))
-    b = 64
-    obs = torch.randn(b, 3, 4)
-    actions = (obs[..., 0] > 0).long() * 3
-    batch = Batch(obs=obs, actions=actions, rewards=torch.zeros(b, 3), next_obs=obs, dones=torch.zeros(b))
+    obs, actions, batch = sign_decision_batch()
+    b = len(obs)
     torch.manual_seed(1)
     loss = algo.loss(batch)
-    torch.manual_seed(1)
-    t = torch.randint(0, 20, (b, 3))
-    noise = torch.randn(b, 3, 5)
-    xk = algo.ddpm.q_sample(torch.nn.functional.one_hot(actions, 5).float(), t, noise)
-    logits = algo.noise_model(torch.cat([obs, xk, algo.step_features[t]], -1))[0]
+    logits, _ = network_output_by_hand(algo, obs, actions)
     assert loss.item() == pytest.approx(torch.nn.functional.cross_entropy(logits.reshape(-1, 5),
                                                                           actions.reshape(-1)).item(), rel=1e-5)
     with torch.no_grad():  # logits certain of action 2 everywhere: every sample decodes to 2
