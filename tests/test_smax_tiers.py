@@ -10,7 +10,13 @@ import numpy as np
 import pytest
 
 from marlbench.behaviour.envs import BehaviourEnv
-from marlbench.behaviour.smax_tiers import MEDIUM_FRACTION, POOR_FRACTION, select_smax_tiers
+from marlbench.behaviour.smax_tiers import (
+    MEDIUM_FRACTION,
+    POOR_FRACTION,
+    select_smax_tiers,
+    tier_fractions,
+    tier_rule,
+)
 from marlbench.envs.spread_discrete import DiscreteSpreadEnv, discrete_spread_spec
 from marlbench.errors import MarlbenchError
 
@@ -26,6 +32,17 @@ def test_selection_follows_the_return_fractions():
     assert (POOR_FRACTION, MEDIUM_FRACTION) == (0.3, 0.6)
     assert tiers["good"]["env_steps"] == 6000 and tiers["poor"]["env_steps"] == 2000
     assert tiers["medium"]["env_steps"] == 4000 and tiers["medium"]["win_rate"] == 1.1 / 4
+
+
+def test_5m_vs_6m_selects_with_its_own_og_marl_ratios():
+    """OG-MARL's 5m_vs_6m means 7.45 / 12.62 / 16.58 give Poor 0.45 and Medium 0.76 of Good's return; the other
+    maps keep 3m's and 8m's 0.3 / 0.6, and each manifest's rule names its fractions."""
+    assert tier_fractions("5m_vs_6m") == (0.45, 0.76) and tier_fractions("8m") == (0.3, 0.6)
+    assert "0.45 x good's" in tier_rule("5m_vs_6m") and "on 5m_vs_6m" in tier_rule("5m_vs_6m")
+    assert "0.3 x good's" in tier_rule("2s3z") and "on 3m and 8m" in tier_rule("2s3z")
+    # good = 2.0: poor target 0.9 -> 0.8 (step 2, not 0.7 as with 0.3); medium target 1.52, later -> 1.5 (step 3)
+    tiers = select_smax_tiers(curve_of([0.0, 0.7, 0.8, 1.5, 1.1, 1.9, 2.0]), tier_fractions("5m_vs_6m"))
+    assert (tiers["poor"]["env_steps"], tiers["medium"]["env_steps"]) == (2000, 3000)
 
 
 def test_selection_skips_the_initial_network_keeps_poor_first_and_breaks_ties_early():

@@ -6,9 +6,11 @@ Selection from the run's learning curve (greedy return on the fixed evaluation e
 - Good: the last evaluated snapshot (the trained policy).
 - Poor: the snapshot whose return is closest to ``POOR_FRACTION`` x Good's; Medium: the later snapshot closest to
   ``MEDIUM_FRACTION`` x Good's. The fractions are OG-MARL's published mean returns relative to Good's on the same
-  maps (3m 4.69 / 9.96 / 16.49 and 8m 5.28 / 10.14 / 16.86: Poor 0.28-0.31, Medium 0.60). The untrained initial
-  network is never a tier (its greedy argmax is one fixed action, not a policy of the run), Poor comes before Medium,
-  and ties go to the earlier snapshot.
+  maps (3m 4.69 / 9.96 / 16.49 and 8m 5.28 / 10.14 / 16.86: Poor 0.28-0.31, Medium 0.60). 5m_vs_6m uses its own
+  OG-MARL ratios (7.45 / 12.62 / 16.58: Poor 0.45, Medium 0.76; ``MAP_FRACTIONS``); 2s3z keeps 0.3 / 0.6 (its own
+  would be 0.38 / 0.69; its tiers shipped before the per-map rule). The untrained initial network is never a tier
+  (its greedy argmax is one fixed action, not a policy of the run), Poor comes before Medium, and ties go to the
+  earlier snapshot.
 
 The datasets are the snapshot policies rolled in SMAX with ``behaviour_epsilon``-greedy legal actions (the manifest
 records it; 0 by default, see docs/SMAX.md for why), recurrent state and last actions as in training, and the
@@ -49,18 +51,34 @@ from marlbench.seeding import derive_seed
 SMAX_TIERS = ("good", "medium", "poor")
 REPLAY = "replay"
 POOR_FRACTION, MEDIUM_FRACTION = 0.3, 0.6
+# maps whose tiers use their own OG-MARL mean-return ratios (Poor / Good, Medium / Good) instead of 3m's and 8m's
+MAP_FRACTIONS = {"5m_vs_6m": (0.45, 0.76)}  # OG-MARL 5m_vs_6m: 7.45 / 12.62 / 16.58
 BEHAVIOUR_EPSILON = 0.0
-TIER_RULE = (f"good: the last evaluated snapshot; poor: the snapshot whose greedy return is closest to "
-             f"{POOR_FRACTION} x good's; medium: the later snapshot closest to {MEDIUM_FRACTION} x good's (OG-MARL's "
-             f"mean-return ratios on 3m and 8m); the untrained initial network excluded; ties to the earlier one")
+
+
+def tier_fractions(map_name: str) -> tuple[float, float]:
+    """(Poor, Medium) fractions of Good's greedy return for a SMAX map's tier selection."""
+    return MAP_FRACTIONS.get(map_name, (POOR_FRACTION, MEDIUM_FRACTION))
+
+
+def tier_rule(map_name: str) -> str:
+    """The selection rule a map's manifest records."""
+    poor, medium = tier_fractions(map_name)
+    source = f"OG-MARL's mean-return ratios on {map_name}" if map_name in MAP_FRACTIONS else \
+        "OG-MARL's mean-return ratios on 3m and 8m"
+    return (f"good: the last evaluated snapshot; poor: the snapshot whose greedy return is closest to {poor} x "
+            f"good's; medium: the later snapshot closest to {medium} x good's ({source}); the untrained initial "
+            f"network excluded; ties to the earlier one")
+
+
 REPLAY_RULE = ("replay: the training run's whole replay history, each window between evaluations rebuilt with the "
                "snapshot at its start and the epsilon at its midpoint")
 _CURVE_KEYS = ("env_steps", "return_mean", "win_rate", "normalised", "snapshot")
 
 
-def select_smax_tiers(curve: list[dict]) -> dict:
+def select_smax_tiers(curve: list[dict], fractions: tuple[float, float] = (POOR_FRACTION, MEDIUM_FRACTION)) -> dict:
     """Good, Medium and Poor from a QMIX learning curve (records with env_steps, return_mean, win_rate,
-    snapshot), by the rule in the module docstring."""
+    snapshot), by the rule in the module docstring with the (Poor, Medium) ``fractions`` of Good's return."""
     pool = curve[1:-1]  # trained snapshots before the final one
     if len(pool) < 2:
         raise MarlbenchError(f"tier selection needs at least two evaluated snapshots between the initial network and "
@@ -72,8 +90,8 @@ def select_smax_tiers(curve: list[dict]) -> dict:
         target = fraction * good["return_mean"]
         return min(records, key=lambda r: (abs(r["return_mean"] - target), r["env_steps"]))
 
-    poor = closest(pool[:-1], POOR_FRACTION)
-    medium = closest([r for r in pool if r["env_steps"] > poor["env_steps"]], MEDIUM_FRACTION)
+    poor = closest(pool[:-1], fractions[0])
+    medium = closest([r for r in pool if r["env_steps"] > poor["env_steps"]], fractions[1])
     return {q: {k: r.get(k) for k in _CURVE_KEYS} for q, r in (("good", good), ("medium", medium), ("poor", poor))}
 
 
@@ -107,13 +125,14 @@ def export_smax_weights(run_dir: Path, out_dir: Path, command: str | None = None
     for rec in curve:
         rec["normalised"] = spec.normalise(rec["return_mean"])
     qmix = QMIXConfig(**trainer["qmix"])
-    replay = trainer["env"].split("/")[-1] in SMACV2_STYLE_MAPS
+    map_name = trainer["env"].split("/")[-1]
+    replay = map_name in SMACV2_STYLE_MAPS
     if replay:
         windows = replay_windows(curve, qmix)
         tiers = {REPLAY: {"env_steps": curve[-1]["env_steps"], "episodes": curve[-1]["episodes"],
                           "final_return_mean": curve[-1]["return_mean"], "final_win_rate": curve[-1].get("win_rate")}}
     else:
-        tiers = select_smax_tiers(curve)
+        tiers = select_smax_tiers(curve, tier_fractions(map_name))
     reached = curve[-1]["env_steps"]
     complete = (run_dir / "final.json").exists()
     argv = list(config.get("command") or [])
@@ -142,7 +161,7 @@ def export_smax_weights(run_dir: Path, out_dir: Path, command: str | None = None
         "train_seconds": curve[-1]["train_seconds"],
         "eval": {"episodes": trainer["eval_episodes"], "seed": config["eval_seed"], "policy": "greedy (epsilon 0)"},
         "behaviour_epsilon": BEHAVIOUR_EPSILON,
-        "tier_rule": REPLAY_RULE if replay else TIER_RULE,
+        "tier_rule": REPLAY_RULE if replay else tier_rule(map_name),
         "tiers": tiers,
         **({"replay_windows": windows} if replay else {}),
         "default_episodes": default_episodes,
