@@ -145,6 +145,26 @@ def test_shipped_tiers_win_rates(smax_catalog, map_name):
     assert rates["good"] >= 0.8 and rates["poor"] <= 0.3 and rates["poor"] < rates["medium"] < rates["good"]
 
 
+@pytest.mark.slow
+def test_shipped_5m_vs_6m_tiers_are_ordered(smax_catalog):
+    """5m_vs_6m (SMAC's hard map): its QMIX run plateaued far below the 0.8 win-rate bar (docs/SMAX.md), so the
+    tiers are checked for what they are: returns and win rates ordered Poor < Medium < Good, Poor never winning,
+    only legal actions, 1000 episodes each."""
+    from marlbench.behaviour.smax_tiers import generate_smax_tier
+    from marlbench.tasks import get_task
+
+    stats = {}
+    for quality in ("good", "medium", "poor"):
+        data = generate_smax_tier("smax/5m_vs_6m", quality)
+        data.validate_against(get_task(f"smax/5m_vs_6m-{quality}").spec)
+        taken = np.take_along_axis(data.legals, data.actions[..., None], -1)[..., 0]
+        assert taken.all() and data.n_episodes == 1000
+        stats[quality] = (float(data.episode_returns().mean()), data.metadata["win_rate"])
+    print(stats)
+    assert stats["poor"][0] < stats["medium"][0] < stats["good"][0]
+    assert stats["poor"][1] <= stats["medium"][1] < stats["good"][1] and stats["poor"][1] <= 0.3
+
+
 def test_shipped_tier_generation_is_deterministic(smax_catalog, tmp_path, monkeypatch):
     """`marlbench data generate` twice gives the same checksum, and the task runs from the file."""
     from marlbench.behaviour.smax_tiers import generate_smax_tier
@@ -199,3 +219,14 @@ def test_shipped_replay_tier_of_smacv2_5_units(smax_catalog):
     assert a.checksum() == b.checksum() and a.n_episodes == 48
     assert all(w["episodes_generated"] >= 2 for w in a.metadata["behaviour_policy"]["windows"])
     a.validate_against(get_task("smax/smacv2_5_units-replay").spec)
+
+
+def test_a_map_without_shipped_weights_says_how_to_make_them(monkeypatch):
+    """Every registered SMAX map ships weights now; the path for one that does not (a user's new map) still names
+    the train and export commands, and a machine without jaxmarl is told to install the extra first."""
+    from marlbench.families import smax
+
+    monkeypatch.setattr(smax, "load_manifest", lambda env, weights=None: None)
+    reason = smax.blocked_reason("5m_vs_6m", "good", available=True)
+    assert reason.startswith("not runnable yet") and "marlbench behaviour train smax/5m_vs_6m" in reason
+    assert smax.blocked_reason("3m", "good", available=False).startswith("needs the 'smax' extra")
