@@ -63,11 +63,10 @@ def tasks() -> list[TaskEntry]:
 # QMIX trainer defaults per map (QMIXTrainerConfig / QMIXConfig keys): the bigger maps get a smaller replay buffer
 # (an 8m episode holds 101 x 8 x 205 observation floats, 0.66 MB). 5m_vs_6m, SMAC's hard map, gets pymarl2's
 # TD(lambda) 0.6 and 100k-step exploration (one-step targets plateaued at return 0.64 with no wins by 350k-600k env
-# steps; these reached 0.84 and a win rate of 0.10 at 1.6-2M, still rising) and evaluations every 10k env steps, so
-# the early, fast-rising part of its curve has snapshots for the Poor and Medium tiers (docs/SMAX.md).
+# steps; these reach a plateau of return 0.83-0.87 and win rate 0.10-0.15 from about 1.6M env steps; the shipped run
+# is this config for 6M, evaluated every 20k: `marlbench behaviour train smax/5m_vs_6m --env-steps 6000000`).
 BEHAVIOUR_DEFAULTS = {"8m": {"buffer_episodes": 2000},
-                      "5m_vs_6m": {"buffer_episodes": 3000, "td_lambda": 0.6, "epsilon_anneal_steps": 100_000,
-                                   "eval_every": 10_000},
+                      "5m_vs_6m": {"buffer_episodes": 3000, "td_lambda": 0.6, "epsilon_anneal_steps": 100_000},
                       "2s3z": {"buffer_episodes": 3000}, "smacv2_5_units": {"buffer_episodes": 3000}}
 
 
