@@ -27,8 +27,8 @@ from torch import Tensor
 from marlbench.algorithm import Algorithm
 from marlbench.config import AlgoConfig
 from marlbench.data.sampler import Batch
-from marlbench.diffusion import DDPM, timestep_embedding
-from marlbench.errors import ConfigError, IncompatibleError
+from marlbench.diffusion import DDPM, check_discrete_diffusion, one_hot_denoising_loss, timestep_embedding
+from marlbench.errors import ConfigError
 from marlbench.heads import ActionBox, masked_logits
 from marlbench.nn import AgentMLP, gradient_step, make_adam
 
@@ -59,10 +59,7 @@ class DiffusionBC(Algorithm, name="diffusion-bc", continuous=True, discrete=True
 
     def __init__(self, spec, cfg: DiffusionBCConfig, device="cpu"):
         super().__init__(spec, cfg, device)
-        if cfg.discrete_diffusion == "x0" and spec.continuous:
-            raise IncompatibleError(f"discrete_diffusion=x0 predicts one-hot actions, but task {spec.name!r} has "
-                                    "continuous actions: use discrete_diffusion=epsilon (the default) there")
-        self.predicts_x0 = cfg.discrete_diffusion == "x0"
+        check_discrete_diffusion(cfg.discrete_diffusion, spec)
         self.box = ActionBox(spec)
         clip = ((-1.0, 1.0) if spec.continuous else (0.0, 1.0)) if cfg.clip_denoised else None
         self.ddpm = DDPM(cfg.diffusion_steps, cfg.schedule, cfg.beta_start, cfg.beta_end, clip)
@@ -83,8 +80,7 @@ class DiffusionBC(Algorithm, name="diffusion-bc", continuous=True, discrete=True
 
     def eps(self, obs: Tensor, x: Tensor, t: Tensor | int) -> Tensor:
         """eps_theta(o_i, id_i, x_k, emb(k)), or the noise the predicted x_0 = softmax(logits) implies."""
-        out = self.network(obs, x, t)
-        return self.ddpm.eps_from_x0(x, t, out.softmax(-1)) if self.predicts_x0 else out
+        return self.ddpm.as_eps(self.network(obs, x, t), x, t, self.cfg.discrete_diffusion)
 
     def clean_actions(self, batch: Batch) -> Tensor:
         """x_0: box coordinates in [-1, 1] (continuous) or the one-hot action (discrete)."""
@@ -97,9 +93,9 @@ class DiffusionBC(Algorithm, name="diffusion-bc", continuous=True, discrete=True
         t = torch.randint(0, self.cfg.diffusion_steps, x0.shape[:-1], device=x0.device)
         noise = torch.randn_like(x0)
         out = self.network(batch.obs, self.ddpm.q_sample(x0, t, noise), t)
-        if self.predicts_x0:
-            return F.cross_entropy(out.reshape(-1, self.spec.action_dim), batch.actions.reshape(-1))
-        return (out - noise).square().mean()
+        if self.spec.continuous:
+            return (out - noise).square().mean()
+        return one_hot_denoising_loss(out, noise, batch.actions, self.cfg.discrete_diffusion)
 
     def update(self, batch: Batch) -> dict[str, Tensor]:
         loss = self.loss(batch)

@@ -23,7 +23,7 @@ import platform
 import torch
 import torch.nn.functional as F
 
-from marlbench.diffusion import DDPM, timestep_embedding
+from marlbench.diffusion import DDPM, one_hot_denoising_loss, timestep_embedding
 from marlbench.flows import as_velocity, endpoint_loss, euler, flow_matching_loss
 from marlbench.nn import mlp
 
@@ -48,9 +48,10 @@ def accuracy_curve(kind: str, lr: float, seed: int = 0) -> list[float]:
         emb = step_features[t].expand(x.shape[0], STEP_FEATURES)
         return net(torch.cat([obs, x, emb], -1))
 
+    prediction = "x0" if kind == "ddpm-x0" else "epsilon"
+
     def eps(obs, x, t):
-        out = denoiser(obs, x, t)
-        return ddpm.eps_from_x0(x, t, out.softmax(-1)) if kind == "ddpm-x0" else out
+        return ddpm.as_eps(denoiser(obs, x, t), x, t, prediction)
 
     def field(obs, x, t):
         return net(torch.cat([obs, x, t], -1))
@@ -69,8 +70,7 @@ def accuracy_curve(kind: str, lr: float, seed: int = 0) -> list[float]:
         elif diffusion:
             x0 = F.one_hot(labels, ACTIONS).float()
             t, noise = torch.randint(0, DDPM_STEPS, (BATCH,)), torch.randn(BATCH, ACTIONS)
-            pred = denoiser(obs, ddpm.q_sample(x0, t, noise), t)
-            loss = F.cross_entropy(pred, labels) if kind == "ddpm-x0" else (pred - noise).square().mean()
+            loss = one_hot_denoising_loss(denoiser(obs, ddpm.q_sample(x0, t, noise), t), noise, labels, prediction)
         elif kind == "endpoint":
             loss = endpoint_loss(lambda x, t: field(obs, x, t), labels, ACTIONS)
         else:

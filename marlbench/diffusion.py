@@ -23,7 +23,10 @@ from collections.abc import Callable
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
+
+from marlbench.errors import refuse_one_hot_option
 
 Schedule = Literal["linear", "cosine"]
 
@@ -56,6 +59,19 @@ def timestep_embedding(t: Tensor, dim: int) -> Tensor:
     freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device) / (half - 1))
     arg = t.float().unsqueeze(-1) * freqs
     return torch.cat([arg.sin(), arg.cos()], -1)
+
+
+def check_discrete_diffusion(kind: str, spec) -> None:
+    """``discrete_diffusion=x0`` predicts one-hot logits: refuse it on continuous actions, saying what works."""
+    refuse_one_hot_option("discrete_diffusion", kind, "epsilon", spec)
+
+
+def one_hot_denoising_loss(out: Tensor, noise: Tensor, actions: Tensor, kind: str) -> Tensor:
+    """The denoiser's loss on one-hot actions: MSE of the predicted noise (``kind="epsilon"``, DDPM Eq. 14) or the
+    cross-entropy of x_0's logits to the actions (``"x0"``); out, noise [..., nA], actions [...] (long)."""
+    if kind == "x0":
+        return F.cross_entropy(out.reshape(-1, out.shape[-1]), actions.reshape(-1))
+    return (out - noise).square().mean()
 
 
 def guided_eps(eps_cond: Tensor, eps_uncond: Tensor, w: float) -> Tensor:
@@ -108,6 +124,11 @@ class DDPM(nn.Module):
         """eps = (x_k - sqrt(ab_k) x_0) / sqrt(1 - ab_k): the noise a predicted x_0 implies, so an x_0-predicting model
         samples through the same ancestral step (``predict_x0`` inverts it)."""
         return (x - self._at(self.sqrt_alpha_bars, t, x) * x0) / self._at(self.sqrt_one_minus_alpha_bars, t, x)
+
+    def as_eps(self, out: Tensor, x: Tensor, t: Tensor | int, kind: str) -> Tensor:
+        """The noise from the denoiser's output at x_k: the output itself (``kind="epsilon"``), or the noise that
+        x_0 = softmax(logits) implies (``"x0"``, one-hot actions)."""
+        return self.eps_from_x0(x, t, out.softmax(-1)) if kind == "x0" else out
 
     def posterior(self, x0: Tensor, x: Tensor, t: Tensor | int) -> tuple[Tensor, Tensor]:
         """Mean and variance of q(x_{k-1} | x_k, x_0)."""

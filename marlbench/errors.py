@@ -67,3 +67,11 @@ def require(module: str, extra: str):
         raise MissingExtraError(
             f"{module!r} is not installed; it comes with the {extra!r} extra: pip install 'marlbench-suite[{extra}]'"
         ) from err
+
+
+def refuse_one_hot_option(option: str, value: str, default: str, spec) -> None:
+    """An option that predicts one-hot actions (``discrete_flow=endpoint``, ``discrete_diffusion=x0``) set on a task
+    with continuous actions: say so, and what works there."""
+    if value != default and spec.continuous:
+        raise IncompatibleError(f"{option}={value} predicts one-hot actions, but task {spec.name!r} has continuous "
+                                f"actions: use {option}={default} (the default) there")

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from marlbench.errors import IncompatibleError
+from marlbench.errors import refuse_one_hot_option
 
 Velocity = Callable[[Tensor, Tensor], Tensor]  # v(x_t, t) -> dx/dt, the shape of x_t
 
@@ -63,9 +63,7 @@ def as_velocity(out: Tensor, x: Tensor, t: Tensor, kind: str) -> Tensor:
 
 def check_discrete_flow(kind: str, spec) -> None:
     """``discrete_flow=endpoint`` predicts a one-hot endpoint: refuse it on continuous actions, saying what works."""
-    if kind == "endpoint" and spec.continuous:
-        raise IncompatibleError(f"discrete_flow=endpoint predicts one-hot actions, but task {spec.name!r} has "
-                                "continuous actions: use discrete_flow=velocity (the default) there")
+    refuse_one_hot_option("discrete_flow", kind, "velocity", spec)
 
 
 def euler(velocity: Velocity, x: Tensor, steps: int) -> Tensor:

@@ -314,9 +314,7 @@ class TrajectoryDiffusion(Algorithm):
             both = self.eps(model, torch.cat([x, x]), torch.full((2 * b,), t, device=x.device),
                             torch.cat([returns, returns]), drop)
             out = guided_eps(both[:b], both[b:], self.cfg.guidance_weight)
-        if self.cfg.prediction == "x0":  # eps = (x_k - sqrt(ab_k) x_0) / sqrt(1 - ab_k)
-            return (x - self.ddpm.sqrt_alpha_bars[t] * out) / self.ddpm.sqrt_one_minus_alpha_bars[t]
-        return out
+        return self.ddpm.eps_from_x0(x, t, out) if self.cfg.prediction == "x0" else out
 
     # -- training
     def condition_mask(self, b: int, length: int, n: int, device) -> Tensor:
