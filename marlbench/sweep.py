@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import json
 import os
+import statistics
 import sys
 import tempfile
 import time
 import traceback
+from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import dataclass, field
@@ -489,23 +492,92 @@ def _run_ray(todo: list[Unit], results_root: Path, device: str, workers: int | N
             ray.shutdown()
 
 
-def describe_plan(suite: Suite, plan: Plan) -> list[str]:
-    """`--dry-run`: one line per (algorithm, task) with the status of its seeds, then what cannot run here."""
+def describe_plan(suite: Suite, plan: Plan, results_root: Path | None = None) -> list[str]:
+    """`--dry-run`: one line per (algorithm, configuration, task) with the status of its seeds (a tuning grid's
+    values are named, e.g. ``macflow alpha=0.3``), then what cannot run here, then the estimated cost of what is
+    left (from the completed records under ``results_root``, see ``estimate_seconds``)."""
     pairs = len({(u.name, u.task.name) for u in plan.units})
     lines = [f"suite {suite.name} ({suite.profile} profile{f', {suite.steps} steps' if suite.steps else ''}): "
              f"{pairs} algorithm/task pairs, {len(plan.units)} seeds"]
-    groups: dict[tuple[str, str], list[Unit]] = {}
+    groups: dict[tuple[str, str, str | None], list[Unit]] = {}
     for unit in plan.units:
-        groups.setdefault((unit.name, unit.task.name), []).append(unit)
+        groups.setdefault((unit.name, unit.task.name, unit.run_id), []).append(unit)
+    configurations = Counter((algo, task) for algo, task, _ in groups)
+    several = {pair for pair, n in configurations.items() if n > 1}
+    names = {key: _display(units[0], key[:2] in several) for key, units in groups.items()}
     counts: dict[str, int] = {}
-    width = max([14] + [len(algo) for algo, _ in groups])
-    for (algo, task), units in groups.items():
+    width = max([14] + [len(name) for name in names.values()])
+    for key, units in groups.items():
         states = [u.status() if u.paths is not None else "no data yet" for u in units]
         for s in states:
             counts[s] = counts.get(s, 0) + 1
         detail = ", ".join(f"{u.seed}:{s}" for u, s in zip(units, states))
         rid = units[0].run_id or "(run id after the dataset is generated)"
-        lines.append(f"  {algo:<{width}} {task:<32} {rid}  seeds {detail}")
+        lines.append(f"  {names[key]:<{width}} {key[1]:<32} {rid}  seeds {detail}")
     lines.append("totals: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     lines += [f"skipped: {line}" for line in plan.skipped]
+    if results_root is not None:
+        lines.append(describe_cost(plan, results_root))
     return lines
+
+
+def _display(unit: Unit, with_grid: bool) -> str:
+    """The unit's algorithm, with its tuning-grid values when one (algorithm, task) has several configurations."""
+    if not with_grid:
+        return unit.name
+    keys = ALGORITHMS.get(unit.algorithm).Config.tuning_grid or {}
+    values = " ".join(f"{k}={getattr(unit.resolved.algorithm, k)}" for k in keys)
+    return f"{unit.name} {values}".strip()
+
+
+def _record_seconds(final: dict) -> float | None:
+    """A record's cost: training plus final-evaluation seconds (curve evaluations and the latency measurement,
+    usually seconds, are not counted)."""
+    if not isinstance(final.get("train_seconds"), (int, float)):
+        return None
+    return float(final["train_seconds"]) + float(final.get("eval_seconds") or 0.0)
+
+
+def estimate_seconds(plan: Plan, results_root: Path) -> tuple[float, int, int]:
+    """(estimated seconds, seeds estimated, seeds without an estimate) for the plan's units that are not complete.
+    Each is priced at the median cost of the completed records under ``results_root`` of the same algorithm
+    (variant included), task and step budget, else of the same algorithm, benchmark and budget; a unit with
+    neither has no estimate. Seconds are single-core: divide by the workers for wall-clock time."""
+    by_task: dict[tuple, list[float]] = {}
+    by_benchmark: dict[tuple, list[float]] = {}
+    for final_path in Path(results_root).rglob("seed_*/final.json"):
+        try:
+            record = json.loads(final_path.read_text())
+        except (OSError, ValueError):
+            continue
+        seconds = _record_seconds(record)
+        if seconds is None:
+            continue
+        name = variant_name(record.get("algorithm", ""), (record.get("config") or {}).get("variant"))
+        by_task.setdefault((name, record.get("task"), record.get("steps")), []).append(seconds)
+        by_benchmark.setdefault((name, record.get("benchmark"), record.get("steps")), []).append(seconds)
+    total, known, unknown = 0.0, 0, 0
+    for unit in plan.units:
+        if unit.status() == "complete":
+            continue
+        steps = unit.resolved.protocol.steps
+        samples = by_task.get((unit.name, unit.task.name, steps)) or \
+            by_benchmark.get((unit.name, unit.task.benchmark, steps))
+        if samples:
+            total += statistics.median(samples)
+            known += 1
+        else:
+            unknown += 1
+    return total, known, unknown
+
+
+def describe_cost(plan: Plan, results_root: Path) -> str:
+    seconds, known, unknown = estimate_seconds(plan, results_root)
+    if not known and not unknown:
+        return "cost: nothing left to run"
+    text = (f"cost: about {seconds / 3600:.1f} core-hours for {known} of the {known + unknown} seeds left (median "
+            f"train + final-evaluation time of completed records under {results_root} with the same algorithm, "
+            f"task or benchmark, and budget)")
+    if unknown:
+        text += f"; {unknown} seeds have no such record to estimate from"
+    return text

@@ -135,3 +135,30 @@ def test_ray_executor_gives_the_local_records_and_retries(tmp_path, spread_datas
     assert not summary.ok
     (failure,) = (tmp_path / "ray").rglob("failure.json")
     assert json.loads(failure.read_text())["attempts"] == 2
+
+
+def test_dry_run_names_grid_values_and_prices_what_is_left(tmp_path, spread_dataset):
+    """The tuning grid's configurations get a line each (``macflow alpha=0.3``), and the cost line prices each seed
+    left at the median train + final-evaluation time of completed records of the same algorithm and task."""
+    from marlbench.sweep import describe_plan, estimate_seconds
+    from marlbench.tuning import tuning_suite
+
+    suite = Suite.load(write_suite(tmp_path / "s.yaml", algorithms=["bc", "macflow"], seeds=[0],
+                                   tuning={"seeds": [7, 8]}))
+    grid = tuning_suite(suite)
+    results = tmp_path / "r"
+    plan = expand(grid, results_root=results)
+    assert len(plan.units) == 8  # macflow only (bc has no grid): 4 values x 2 tuning seeds
+    lines = describe_plan(grid, plan, results)
+    assert [line.split()[:2] for line in lines[1:5]] == [["macflow", f"alpha={a}"] for a in (0.3, 1.0, 3.0, 10.0)]
+    assert lines[-1].endswith("8 seeds have no such record to estimate from")
+
+    for unit, seconds in zip(plan.units[:3], (10.0, 20.0, 90.0)):  # three complete seeds, of different values
+        unit.paths.dir.mkdir(parents=True)
+        unit.paths.final.write_text(json.dumps({"algorithm": "macflow", "task": unit.task.name, "steps": 60,
+                                                "benchmark": "mpe", "config": {}, "train_seconds": seconds - 1,
+                                                "eval_seconds": 1.0}))
+    total, known, unknown = estimate_seconds(expand(grid, results_root=results), results)
+    assert (total, known, unknown) == (5 * 20.0, 5, 0)  # the 5 seeds left, each at the median 20 s
+    assert "totals: complete 3, pending 5" in "\n".join(describe_plan(grid, expand(grid, results_root=results),
+                                                                       results))

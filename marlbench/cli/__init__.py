@@ -193,7 +193,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     results = Path(args.results)
     tuned = load_tuned(args.tuned) if args.tuned else None
     if args.dry_run:
-        for line in describe_plan(suite, expand(suite, tuned, results_root=results)):
+        for line in describe_plan(suite, expand(suite, tuned, results_root=results), results):
             print(line)
         return 0
     summary = run_sweep(suite, results, args.executor, args.workers, args.retries, args.address, args.device,
@@ -219,7 +219,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     results = Path(args.results)
     if args.dry_run:
         grid = tuning_suite(suite)
-        for line in describe_plan(grid, expand(grid, results_root=results)):
+        for line in describe_plan(grid, expand(grid, results_root=results), results):
             print(line)
         return 0
     summary, selection = tune(suite, results, out, args.executor, args.workers, args.retries, args.address,
