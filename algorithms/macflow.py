@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import itertools
 from dataclasses import dataclass
+from functools import partial
 from typing import ClassVar, Literal
 
 import torch
@@ -42,6 +43,7 @@ from marlbench.flows import (
 )
 from marlbench.heads import masked_logits as masked
 from marlbench.nn import AgentMLP, EnsembleMLP, gradient_step, make_adam, polyak_update
+from marlbench.rl import grad_norm, gradient_ratio, value_gap
 
 
 @dataclass
@@ -243,19 +245,14 @@ class MACFlow(Algorithm, name="macflow", continuous=True, discrete=True):
             teacher = masked(teacher, batch.legals).argmax(-1)
         terms = self.actor_terms(obs, batch.legals, noise, teacher)
         params = [p for p in self.actor.parameters() if p.requires_grad]
-        norm = lambda grads: torch.sqrt(sum(g.square().sum() for g in grads))
-        out = {"diag_distill_loss": terms["distill_loss"].detach(),
-               "grad_norm_distill": norm(torch.autograd.grad(cfg.alpha * terms["distill_loss"], params,
-                                                             retain_graph="q_loss" in terms))}
+        out = {"diag_distill_loss": terms["distill_loss"].detach()}
         if "q_loss" in terms:
-            out["grad_norm_q"] = norm(torch.autograd.grad(terms["q_loss"], params))
-            out["grad_ratio_distill_q"] = out["grad_norm_distill"] / out["grad_norm_q"].clamp_min(1e-12)
-        with torch.no_grad():
-            q_data = self.q_tot(obs, batch.actions)
-            q_pi = self.q_tot(obs, self.act(obs, batch.legals))
-            q_flow = self.q_tot(obs, teacher)
-        out.update(q_data=q_data.mean(), q_pi_minus_q_data=(q_pi - q_data).mean(),
-                   q_flow_minus_q_data=(q_flow - q_data).mean())
+            out.update(gradient_ratio(("distill", cfg.alpha * terms["distill_loss"]), ("q", terms["q_loss"]), params))
+        else:  # no Q term (q_guidance=false)
+            out["grad_norm_distill"] = grad_norm(cfg.alpha * terms["distill_loss"], params)
+        q_tot = partial(self.q_tot, obs)
+        out.update(value_gap(q_tot, batch.actions, self.act(obs, batch.legals)))
+        out["q_flow_minus_q_data"] = value_gap(q_tot, batch.actions, teacher)["q_pi_minus_q_data"]
         return {k: float(v) for k, v in out.items()}
 
     def update(self, batch: Batch) -> dict[str, Tensor]:

@@ -41,7 +41,14 @@ from marlbench.errors import ConfigError
 from marlbench.heads import AgentQ, CategoricalActor, GaussianActor
 from marlbench.mixers import MixerKind, mixer_state
 from marlbench.nn import gradient_step, make_adam
-from marlbench.rl import batch_softmax_weights, effective_sample_size, make_mixer, td_target, update_target
+from marlbench.rl import (
+    batch_softmax_weights,
+    effective_sample_size,
+    make_mixer,
+    td_target,
+    update_target,
+    value_gap,
+)
 
 
 @dataclass
@@ -132,6 +139,18 @@ class ICQ(Algorithm, name="icq", continuous=True, discrete=True):
         return {"critic_loss": critic_loss, "actor_loss": actor_loss, "q_mean": q_data.mean().detach(),
                 "actor_ess": effective_sample_size(weights).mean(), "critic_weight_min": critic_weights.min(),
                 "critic_weight_max": critic_weights.max()}
+
+    def diagnostics(self, batch: Batch) -> dict[str, float]:
+        """``q_pi_minus_q_data``: Q_tot(s, o, mode of pi) - Q_tot(s, o, a_data) under ICQ's critic (which is only
+        trained on dataset actions, so a large gap is extrapolation); ``weight_ess``: the effective sample size of
+        the actor's weights on a batch no update used, as a fraction of the batch (policy_beta sets it: 1 is plain
+        BC, near 0 imitates a few transitions)."""
+        s, x = self.critic_input(batch.obs, batch.state)
+        out = value_gap(lambda a: self.q["mixer"](self.q["critic"](x, a)[0], s), batch.actions,
+                        self.act(batch.obs, batch.legals))
+        with torch.no_grad():
+            out["weight_ess"] = self.losses(batch)["actor_ess"] / batch.obs.shape[0]
+        return {k: float(v) for k, v in out.items()}
 
     def update(self, batch: Batch) -> dict[str, Tensor]:
         losses = self.losses(batch)

@@ -36,12 +36,13 @@ from marlbench.errors import ConfigError
 from marlbench.heads import ActionBox, AgentQ, CategoricalActor, masked_logits
 from marlbench.mixers import MixerKind, mixer_state
 from marlbench.nn import AgentMLP, gradient_step, make_adam, polyak_update
-from marlbench.rl import make_mixer, td_target, update_target
+from marlbench.rl import make_mixer, td_target, update_target, value_gap
 
 
 @dataclass
 class MABCQConfig(AlgoConfig):
-    tuning_grid: ClassVar[dict[str, tuple]] = {"threshold": (0.1, 0.3, 0.5, 0.7)}
+    # the BC constraint, loosest first: threshold on discrete actions, phi on continuous ones (zipped: one point each)
+    tuning_grid: ClassVar[dict[str, tuple]] = {"threshold": (0.1, 0.3, 0.5, 0.7), "phi": (0.2, 0.1, 0.05, 0.02)}
     critic_ensemble: int = 2  # twin Q-networks (paper F.1)
     mixer: MixerKind = "mean"
     mixer_embed: int = 128
@@ -157,6 +158,24 @@ class MABCQ(Algorithm, name="mabcq", continuous=True, discrete=True):
         self.q.requires_grad_(True)
         return {"critic_loss": critic_loss, "vae_loss": vae_loss, "actor_loss": actor_loss,
                 "q_mean": qs.mean().detach()}
+
+    def diagnostics(self, batch: Batch) -> dict[str, float]:
+        """How far the constrained greedy action moves from the data: ``q_pi_minus_q_data`` under Q^1_tot (the twin
+        that ranks candidates); discrete: ``allowed_fraction``, the share of legal actions the threshold lets
+        through (1: no constraint, 1 / |A|: behaviour cloning); continuous: ``perturbation``, the mean |xi| of the
+        deployed action's correction as a fraction of the box half-width (at most phi)."""
+        obs = batch.obs
+        out = value_gap(lambda a: self.mix(self.q, self.q["critic"](obs, a)[0], obs, batch.state), batch.actions,
+                        self.act(obs, batch.legals))
+        with torch.no_grad():
+            if self.spec.continuous:
+                decoded = self.decode(obs)
+                half = 0.5 * (self.box.high - self.box.low)
+                out["perturbation"] = ((self.perturbed(self.perturb, obs, decoded) - decoded).abs() / half).mean()
+            else:
+                legal = batch.legals if batch.legals is not None else torch.ones_like(self.allowed(obs, None))
+                out["allowed_fraction"] = (self.allowed(obs, batch.legals).sum(-1) / legal.sum(-1)).float().mean()
+        return {k: float(v) for k, v in out.items()}
 
     def update(self, batch: Batch) -> dict[str, Tensor]:
         losses = self.continuous_losses(batch) if self.spec.continuous else self.discrete_losses(batch)

@@ -38,7 +38,15 @@ from marlbench.errors import ConfigError
 from marlbench.heads import ActionBox, AgentQ, GaussianActor, masked_logits
 from marlbench.mixers import MixerKind, mixer_state
 from marlbench.nn import gradient_step, make_adam
-from marlbench.rl import cql_penalty_continuous, cql_penalty_discrete, make_mixer, td_target, update_target
+from marlbench.rl import (
+    cql_penalty_continuous,
+    cql_penalty_discrete,
+    gradient_ratio,
+    make_mixer,
+    td_target,
+    update_target,
+    value_gap,
+)
 
 
 @dataclass
@@ -142,6 +150,17 @@ class MACQL(Algorithm, name="macql", continuous=True, discrete=True):
             out["actor_loss"] = actor_loss + alpha.detach() * logp.mean()
             out["alpha_loss"] = -(self.log_alpha * (logp.detach() - self.spec.action_dim).mean())  # target -|A|
         return out
+
+    def diagnostics(self, batch: Batch) -> dict[str, float]:
+        """Is the conservative term alive, or does it drown TD? ``grad_ratio_cql_td``: ||grad weight * CQL|| /
+        ||grad TD|| over the critics' weights (cql_weight sets it); ``q_pi_minus_q_data``: the TD quantity (Q_tot,
+        or the per-agent mean for individual TD) of the deployed action minus the dataset action's, min twin."""
+        losses = self.losses(batch)
+        out = gradient_ratio(("cql", self.cfg.cql_weight * losses["cql_penalty"]), ("td", losses["td_loss"]),
+                             list(self.q.parameters()))
+        value = lambda a: self.mix(self.q, self.q["critic"](batch.obs, a).min(0).values, batch.obs, batch.state)
+        out.update(value_gap(value, batch.actions, self.act(batch.obs, batch.legals)))
+        return {k: float(v) for k, v in out.items()}
 
     def update(self, batch: Batch) -> dict[str, Tensor]:
         losses = self.losses(batch)

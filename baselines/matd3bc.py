@@ -27,7 +27,7 @@ from marlbench.errors import ConfigError
 from marlbench.heads import AgentQ, DeterministicActor
 from marlbench.mixers import MixerKind, mixer_state
 from marlbench.nn import gradient_step, make_adam, polyak_update
-from marlbench.rl import make_mixer, smoothed_target_actions, td_target
+from marlbench.rl import gradient_ratio, make_mixer, smoothed_target_actions, td_target, value_gap
 
 
 @dataclass
@@ -82,6 +82,15 @@ class MATD3BC(Algorithm, name="matd3bc", continuous=True, discrete=False):
         self.critic.requires_grad_(True), self.mixer.requires_grad_(True)
         lam = self.cfg.alpha / q1.abs().mean().detach().clamp_min(1e-6)
         return {"q_loss": -lam * q1.mean(), "bc_loss": F.mse_loss(pi, batch.actions), "lambda": lam.detach()}
+
+    def diagnostics(self, batch: Batch) -> dict[str, float]:
+        """Is the Q term alive? ``grad_ratio_bc_q``: ||grad MSE(pi, a_data)|| / ||grad lambda Q^1_tot(o, pi(o))||
+        over the actor's weights (alpha sets it); ``q_pi_minus_q_data``: Q^1_tot(o, pi(o)) - Q^1_tot(o, a_data)."""
+        losses = self.actor_losses(batch)
+        out = gradient_ratio(("bc", losses["bc_loss"]), ("q", losses["q_loss"]), list(self.actor.parameters()))
+        s = mixer_state(batch.obs, batch.state)
+        out.update(value_gap(lambda a: self.mixer(self.critic(batch.obs, a), s)[0], batch.actions, self.act(batch.obs)))
+        return {k: float(v) for k, v in out.items()}
 
     def update(self, batch: Batch) -> dict[str, Tensor]:
         critic_loss, q_mean = self.critic_loss(batch)

@@ -37,7 +37,14 @@ from marlbench.data.sampler import Batch
 from marlbench.errors import ConfigError
 from marlbench.heads import AgentQ, DeterministicActor
 from marlbench.nn import make_adam, polyak_update
-from marlbench.rl import cem_search, cql_penalty_continuous, smoothed_target_actions, td_target
+from marlbench.rl import (
+    cem_search,
+    cql_penalty_continuous,
+    gradient_ratio,
+    smoothed_target_actions,
+    td_target,
+    value_gap,
+)
 
 
 @dataclass
@@ -154,6 +161,16 @@ class OMAR(Algorithm, name="omar", continuous=True, discrete=False):
         return {"actor_loss": loss, "imitation_loss": imitation.detach(),
                 "search_gain": (q_hat - q_pi.detach()).mean(),
                 "search_win_rate": (q_hat > q_pi.detach()).float().mean()}
+
+    def diagnostics(self, batch: Batch) -> dict[str, float]:
+        """Is the conservative term alive, or does it drown TD? ``grad_ratio_cql_td``: ||grad cql_alpha * CQL|| /
+        ||grad TD|| over both critics' weights (cql_alpha sets it); ``q_pi_minus_q_data``: Q^1 of pi(o) minus Q^1 of
+        the dataset action, mean over agents (OMAR's critics are independent: no mixer)."""
+        losses = self.critic_loss(batch)
+        params = [*self.critic1.parameters(), *self.critic2.parameters()]
+        out = gradient_ratio(("cql", self.cfg.cql_alpha * losses["cql_loss"]), ("td", losses["td_loss"]), params)
+        out.update(value_gap(lambda a: self.q1(batch.obs, a), batch.actions, self.act(batch.obs)))
+        return {k: float(v) for k, v in out.items()}
 
     def _step(self, loss: Tensor, optimizer: torch.optim.Optimizer, *modules: torch.nn.Module) -> None:
         optimizer.zero_grad(set_to_none=True)

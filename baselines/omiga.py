@@ -34,7 +34,7 @@ from marlbench.errors import ConfigError
 from marlbench.heads import AgentQ, CategoricalActor, GaussianActor
 from marlbench.mixers import mixer_state
 from marlbench.nn import AgentMLP, make_adam, polyak_update
-from marlbench.rl import make_mixer, td_target
+from marlbench.rl import effective_sample_size, make_mixer, td_target, value_gap
 
 
 @dataclass
@@ -104,6 +104,18 @@ class OMIGA(Algorithm, name="omiga", continuous=True, discrete=True):
         policy_loss = -(weights * self.log_prob(batch)).mean()
         return {"q_loss": q_loss, "v_loss": v_loss, "policy_loss": policy_loss, "q_tot": q_tot.detach().mean(),
                 "v_mean": v.detach().mean(), "weights": weights}
+
+    def diagnostics(self, batch: Batch) -> dict[str, float]:
+        """``q_pi_minus_q_data``: Q_tot of the policy's mode minus the dataset action's (mean over the critic
+        members); ``weight_ess``: Kish's effective sample size of the advantage weights over the batch, per agent,
+        as a fraction of the batch (alpha sets it: 1 is plain BC, near 0 imitates a few transitions)."""
+        s = mixer_state(batch.obs, batch.state)
+        out = value_gap(lambda a: self.mixer(self.critic(batch.obs, a), s).mean(0), batch.actions,
+                        self.act(batch.obs, batch.legals))
+        with torch.no_grad():
+            weights = self.losses(batch)["weights"]  # [B, N]
+            out["weight_ess"] = (effective_sample_size(weights) / weights.shape[0]).mean()
+        return {k: float(v) for k, v in out.items()}
 
     def update(self, batch: Batch) -> dict[str, Tensor]:
         losses = self.losses(batch)

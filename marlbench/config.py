@@ -28,7 +28,9 @@ class AlgoConfig:
     """Hyperparameters shared by every algorithm (paper App. F/G.4)."""
 
     # `marlbench tune`: the grid over the algorithm's key trade-off coefficient, the same number of values for every
-    # algorithm that has one (marlbench/tuning.py); empty: nothing to tune (BC-like algorithms)
+    # algorithm that has one (marlbench/tuning.py); empty: nothing to tune (BC-like algorithms). Several keys are
+    # zipped, not crossed: point k sets every key's k-th value (e.g. MABCQ's threshold, used on discrete actions,
+    # with phi, used on continuous ones), so the budget stays one value per point.
     tuning_grid: ClassVar[dict[str, tuple]] = {}
 
     hidden_dims: tuple[int, ...] = (512, 512, 512, 512)

@@ -8,6 +8,8 @@
 - ``batch_softmax_weights``: softmax over the batch, as ICQ's in-sample weights (optionally on standardised
   scores); ``effective_sample_size``: Kish's ESS of such weights.
 - ``update_target``: hard target copy every P steps or Polyak averaging; ``make_mixer``: a task's Mixer.
+- ``gradient_ratio`` / ``value_gap``: the mechanism measurements of ``Algorithm.diagnostics`` (is each loss term
+  alive? does the policy's value claim to beat the data's?), named alike in every algorithm's log.
 """
 from __future__ import annotations
 
@@ -128,3 +130,29 @@ def make_mixer(kind: str, spec, embed_dim: int = 128) -> Mixer:
     observation (the input ``mixers.mixer_state`` builds)."""
     state_dim = spec.state_dim if spec.state_dim is not None else spec.n_agents * spec.obs_dim
     return Mixer(kind, spec.n_agents, state_dim, embed_dim)
+
+
+def grad_norm(loss: Tensor, params: list[Tensor]) -> Tensor:
+    """||d loss / d params|| (weights the loss does not reach count 0); the graph is kept."""
+    grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
+    return torch.sqrt(sum(g.square().sum() for g in grads if g is not None))
+
+
+def gradient_ratio(first: tuple[str, Tensor], second: tuple[str, Tensor], params: list[Tensor]) -> dict[str, Tensor]:
+    """``grad_norm_<a>``, ``grad_norm_<b>`` and ``grad_ratio_<a>_<b>`` = ||d first / d params|| / ||d second /
+    d params|| for two named loss terms (each with its coefficient applied) over the weights they share: far above
+    1, the second term barely moves those weights (a silent Q or conservative term); far below, it drowns the first.
+    The graph is kept, so the terms can be reused."""
+    (a, loss_a), (b, loss_b) = first, second
+    norm_a, norm_b = grad_norm(loss_a, params), grad_norm(loss_b, params)
+    return {f"grad_norm_{a}": norm_a, f"grad_norm_{b}": norm_b, f"grad_ratio_{a}_{b}": norm_a / norm_b.clamp_min(1e-12)}
+
+
+@torch.no_grad()
+def value_gap(q_tot: Callable[[Tensor], Tensor], data_actions: Tensor, policy_actions: Tensor) -> dict[str, Tensor]:
+    """``q_data`` = mean Q_tot(o, a_data) and ``q_pi_minus_q_data`` = mean [Q_tot(o, pi(o)) - Q_tot(o, a_data)]
+    under the algorithm's own critic (``q_tot`` maps joint actions to [B] or [B, N] values): about 0, the policy is
+    valued like the data (copying it, or the critic cannot tell); large and positive, the policy claims
+    improvement, real or an exploited critic error; negative, the critic ranks the data above the policy."""
+    q_data = q_tot(data_actions)
+    return {"q_data": q_data.mean(), "q_pi_minus_q_data": (q_tot(policy_actions) - q_data).mean()}

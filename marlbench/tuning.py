@@ -15,7 +15,6 @@ raw return; ties go to the earlier grid value) is written per (algorithm, task) 
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import json
 import statistics
 from importlib import resources
@@ -33,12 +32,16 @@ DEFAULT_TUNING_SEEDS = (1000, 1001)
 
 
 def grid_points(algorithm: str) -> list[dict[str, Any]]:
-    """Every combination of the algorithm's grid, in grid order ([] when it has nothing to tune)."""
+    """The algorithm's grid points, in grid order ([] when it has nothing to tune). Several keys are zipped (point
+    k takes every key's k-th value), so they must list equally many values."""
     grid = ALGORITHMS.get(algorithm).Config.tuning_grid
     if not grid:
         return []
-    keys = list(grid)
-    return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
+    sizes = {key: len(values) for key, values in grid.items()}
+    if len(set(sizes.values())) > 1:
+        raise ConfigError(f"{algorithm}: the keys of Config.tuning_grid are zipped into points and need equally many "
+                          f"values, got {sizes}")
+    return [dict(zip(grid, values)) for values in zip(*grid.values())]
 
 
 def check_equal_budget(algorithms: list[str]) -> int:

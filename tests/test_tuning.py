@@ -32,8 +32,34 @@ def test_every_grid_has_the_same_size():
     assert {"macflow", "matd3bc", "macql", "omar", "icq", "omiga", "mabcq", "ma-fql"} <= tuned
     assert "bc" not in tuned  # nothing to trade off: its budget goes to seeds
     for name in tuned:
-        (key,) = ALGORITHMS.get(name).Config.tuning_grid  # one key trade-off coefficient each
-        assert hasattr(ALGORITHMS.get(name).Config(), key)
+        grid = ALGORITHMS.get(name).Config.tuning_grid  # the key trade-off coefficient (MABCQ: one per action space)
+        assert len(grid) == (2 if name == "mabcq" else 1)
+        assert all(hasattr(ALGORITHMS.get(name).Config(), key) for key in grid)
+    # zipped, not crossed: MABCQ's point k sets threshold and phi together, and each value is used once
+    points = grid_points("mabcq")
+    assert len(points) == 4 and points[0] == {"threshold": 0.1, "phi": 0.2}
+    assert len({p["threshold"] for p in points}) == len({p["phi"] for p in points}) == 4
+
+
+def test_a_grid_that_changes_nothing_on_a_task_is_caught_by_its_diagnostics():
+    """MABCQ's old grid (threshold alone) trained one model four times on continuous actions: the knob is unused
+    there. Its zipped grid's points differ on both action spaces, in what the diagnostics measure."""
+    import torch
+    from test_baseline_mechanism import full_batch, make
+    from test_macflow import CONTINUOUS, DISCRETE
+
+    # weights scaled so that tanh's perturbation is not saturated (continuous) and the generator's probabilities
+    # spread over the actions (discrete)
+    for spec, key, scale in ((CONTINUOUS, "perturbation", 0.1), (DISCRETE, "allowed_fraction", 4.0)):
+        b = full_batch(spec)
+        values = []
+        for point in grid_points("mabcq"):
+            algo = make("mabcq", spec, **point)
+            with torch.no_grad():
+                for p in algo.parameters():
+                    p.mul_(scale)
+            values.append(algo.diagnostics(b)[key])
+        assert len({round(v, 6) for v in values}) == 4, (key, values)
 
 
 def test_tuning_seeds_never_overlap_report_seeds(tmp_path):
@@ -80,8 +106,7 @@ def test_published_values_cover_the_tuned_coefficients_where_the_paper_gives_the
     assert record["source"] == "published" and record["file"] == "published.yaml"
     assert set(values) == {"macflow", "matd3bc", "mabcq", "macql", "omar", "omiga"}  # App. E, F.1; none for ICQ
     for algo, per_task in values.items():
-        (key,) = ALGORITHMS.get(algo).Config.tuning_grid
-        assert key in per_task["*"]  # the coefficient `marlbench tune` searches
+        assert set(per_task["*"]) & set(ALGORITHMS.get(algo).Config.tuning_grid)  # a coefficient `tune` searches
         ALGORITHMS.get(algo).Config(**per_task["*"]).validate()
     assert values["macflow"]["*"] == {"alpha": 3.0} and values["matd3bc"]["*"] == {"alpha": 2.5}
 
