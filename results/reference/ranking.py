@@ -72,12 +72,36 @@ def mechanism(results_dir: Path) -> str:
         for (task, algo), diags in sorted(rows.items()):
             if task != f"mpe/spread-{tier}":
                 continue
-            keys = ("q_pi_minus_q_data", "q_flow_minus_q_data", "grad_ratio_distill_q", "q_data")
+            keys = ("q_pi_minus_q_data", "q_flow_minus_q_data", "grad_ratio_distill_q", "grad_ratio_bc_q",
+                    "grad_ratio_cql_td", "weight_ess", "allowed_fraction", "perturbation", "q_data")
             cells = []
             for key in (k for k in keys if k in diags[0]):
                 values = [d[key] for d in diags]
                 cells.append(f"{key} {np.mean(values):.2f} [{min(values):.2f}, {max(values):.2f}]")
             lines.append(f"| {tier} | {refs.algorithm_label(algo)} | {len(diags)} | {'; '.join(cells)} |")
+    return "\n".join(lines)
+
+
+def iqm(results_dir: Path, reps: int = 2000) -> str:
+    """rliable's IQM of each algorithm's normalised scores over the four tiers x its seeds, with 95% stratified
+    bootstrap intervals (analysis/stats.py), for the algorithms that have every tier."""
+    from marlbench.analysis.stats import aggregate_intervals
+
+    runs = read_results(results_dir, curves=False).runs
+    runs = runs[runs["task"].isin([f"mpe/spread-{t}" for t in TIERS])]
+    scores = {}
+    for algo, sub in runs.groupby("algorithm"):
+        table = sub.pivot_table(index="seed", columns="task", values="normalised_score")
+        if table.shape[1] == len(TIERS) and not table.isna().any().any():
+            scores[algo] = table.to_numpy()
+    intervals = aggregate_intervals(scores, reps=reps)
+    lines = ["| algorithm | IQM [95% CI] | mean [95% CI] | runs |", "|---|---|---|---|"]
+    for algo in sorted(intervals, key=lambda a: -intervals[a]["iqm"].point):
+        lines.append(f"| {refs.algorithm_label(algo)} | {intervals[algo]['iqm'].fmt()} | "
+                     f"{intervals[algo]['mean'].fmt()} | {scores[algo].size} |")
+    lines.append("")
+    lines.append(f"IQM and mean over the four Spread tiers x seeds (normalised), 95% stratified-bootstrap "
+                 f"intervals ({reps} resamples, seed 0).")
     return "\n".join(lines)
 
 
@@ -131,7 +155,7 @@ def main() -> None:
         lines.append(f"| {tier} | paper | {ranking(printed[task])} | | | |")
     lines.append("")
     lines.append(f"rho is Spearman's rank correlation over the algorithms both tables have ({', '.join(common)}).")
-    text = "\n\n".join(["\n".join(lines), convergence(args.results), mechanism(args.results)])
+    text = "\n\n".join(["\n".join(lines), iqm(args.results), convergence(args.results), mechanism(args.results)])
     print(text)
     if args.out:
         args.out.write_text(text + "\n")
