@@ -158,6 +158,28 @@ class Suite:
                    imports=tuple(data.get("imports") or ()), tuning=dict(data.get("tuning") or {}), path=path)
 
 
+    def subset(self, tasks: Iterable[str] | None = None, algorithms: Iterable[str] | None = None) -> "Suite":
+        """The suite restricted to some of its tasks and algorithms (an algorithm name keeps all its variants;
+        ``macflow:no-q-max`` names one), in the suite's order; a name the suite lacks fails with its closest."""
+        suite = self
+        if tasks:
+            wanted = list(tasks)
+            for name in wanted:
+                if name not in self.tasks:
+                    raise UnknownNameError(f"task of suite {self.name}", name, list(self.tasks))
+            suite = dataclasses.replace(suite, tasks=tuple(t for t in self.tasks if t in wanted),
+                                        overrides={t: o for t, o in self.overrides.items() if t in wanted})
+        if algorithms:
+            wanted = list(algorithms)
+            names = [e.name for e in self.algorithms] + [e.display for e in self.algorithms]
+            for name in wanted:
+                if name not in names:
+                    raise UnknownNameError(f"algorithm of suite {self.name}", name, sorted(set(names)))
+            suite = dataclasses.replace(suite, algorithms=tuple(e for e in self.algorithms
+                                                                if e.name in wanted or e.display in wanted))
+        return suite
+
+
 @dataclass(frozen=True)
 class Unit:
     """One seed of one (algorithm, configuration, task): the sweep's unit of work."""

@@ -113,28 +113,69 @@ def select(suite: Suite, results_root: Path) -> dict[str, Any]:
         best = max(order, key=lambda label: (means[label], -order.index(label)))
         chosen.setdefault(algo, {})[task] = points[best]
         table.setdefault(algo, {})[task] = {label: round(m, 4) for label, m in means.items()}
-    trials = check_equal_budget([e.name for e in suite.algorithms])
     return {
-        "suite": suite.name, "profile": suite.profile, "steps": suite.steps,
+        **protocol_header(suite),
         "selected_by": "best mean final score (normalised where the task has references) over the tuning seeds",
-        "tuning_seeds": list(grid.seeds), "report_seeds": list(suite.seeds), "trials_per_task": trials,
         "untuned": sorted({e.name for e in suite.algorithms if not grid_points(e.name)}),
         "values": chosen, "scores": table,
     }
 
 
+HEADER_KEYS = ("suite", "profile", "steps", "tuning_seeds", "report_seeds", "trials_per_task")
+
+
+def protocol_header(suite: Suite) -> dict[str, Any]:
+    """What a selection was made under (HEADER_KEYS): selections agree on it or cannot be merged."""
+    return {"suite": suite.name, "profile": suite.profile, "steps": suite.steps,
+            "tuning_seeds": list(tuning_seeds(suite)), "report_seeds": list(suite.seeds),
+            "trials_per_task": check_equal_budget([e.name for e in suite.algorithms])}
+
+
 def tune(suite: Suite, results_root: Path, out: Path, executor: str = "local", workers: int | None = None,
          retries: int = 1, address: str | None = None, device: str = "cpu",
          show_progress: bool = True) -> tuple[SweepSummary, dict[str, Any] | None]:
-    """Train the grid (a sweep: resumable, retried) and write the selection to ``out``."""
+    """Train the grid (a sweep: resumable, retried) and write the selection to ``out`` (merged with an earlier
+    part's, see ``merge_selection``; a conflicting ``out`` is refused before anything trains)."""
+    check_mergeable(protocol_header(suite), out)
     summary = run_sweep(tuning_suite(suite), results_root, executor, workers, retries, address, device,
                         show_progress)
     if not summary.ok:
         return summary, None
-    selection = select(suite, results_root)
+    selection = merge_selection(select(suite, results_root), out)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out, yaml.safe_dump(selection, sort_keys=False).encode())
     return summary, selection
+
+
+def check_mergeable(header: dict[str, Any], out: Path) -> dict[str, Any]:
+    """The selection already in ``out`` ({} if none); a ConfigError if it was made under another protocol."""
+    if not out.exists():
+        return {}
+    old = yaml.safe_load(out.read_text()) or {}
+    differs = [k for k in header if old.get(k) != header[k]]
+    if differs:
+        raise ConfigError(f"{out} holds a selection with other {', '.join(differs)} "
+                          f"({', '.join(f'{k}={old.get(k)!r}' for k in differs)}); write this one elsewhere with "
+                          f"--out, or delete {out}")
+    return old
+
+
+def merge_selection(selection: dict[str, Any], out: Path) -> dict[str, Any]:
+    """A suite tuned part by part (``--tasks``/``--algorithms``) accumulates in one file: the values and scores of
+    an existing ``out`` written for the same suite, profile, budget and seeds are kept where this selection has no
+    (algorithm, task) of its own. A file from another protocol is refused, never silently mixed."""
+    selection["tasks"] = sorted({task for per_task in selection["values"].values() for task in per_task})
+    old = check_mergeable({k: selection[k] for k in HEADER_KEYS}, out)
+    if not old:
+        return selection
+    for key in ("values", "scores"):
+        merged = {algo: dict(per_task) for algo, per_task in (old.get(key) or {}).items()}
+        for algo, per_task in selection[key].items():
+            merged.setdefault(algo, {}).update(per_task)
+        selection[key] = merged
+    selection["untuned"] = sorted(set(old.get("untuned") or []) | set(selection["untuned"]))
+    selection["tasks"] = sorted(set(old.get("tasks") or []) | set(selection["tasks"]))
+    return selection
 
 
 PUBLISHED = "paper"  # `--tuned paper`: the paper's published values (configs/tuned/published.yaml)

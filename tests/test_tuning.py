@@ -125,3 +125,28 @@ def test_run_with_published_values_records_and_tables_say_so(tmp_path, spread_da
     capsys.readouterr()
     assert main(["table", "--results", str(tmp_path), "--reps", "50"]) == 0
     assert "MATD3BC published values (paper App. E/F.1)" in capsys.readouterr().out
+
+
+def test_a_suite_tuned_part_by_part_accumulates_in_one_file(tmp_path, spread_dataset, capsys):
+    """`--algorithms` (and `--tasks`) tune part of a suite; a second part adds its values to the same file, and a
+    file written under other tuning seeds is refused rather than mixed."""
+    suite = write_suite(tmp_path / "s.yaml", algorithms=["bc", "matd3bc", "omiga"])
+    out, grid = tmp_path / "tuned.yaml", tmp_path / "grid"
+    common = ["--out", str(out), "--results", str(grid), "--workers", "2", "--no-progress"]
+    assert main(["tune", str(suite), "--algorithms", "matd3bc", *common]) == 0
+    assert set(yaml.safe_load(out.read_text())["values"]) == {"matd3bc"}
+    first = yaml.safe_load(out.read_text())["values"]["matd3bc"]
+    assert main(["tune", str(suite), "--algorithms", "omiga", *common]) == 0
+    selection = yaml.safe_load(out.read_text())
+    assert set(selection["values"]) == {"matd3bc", "omiga"} and selection["values"]["matd3bc"] == first
+    assert selection["tasks"] == ["mpe/spread-scripted"]
+    assert len({p.parent.parent for p in grid.rglob("final.json")}) == 8  # 4 values each, trained once
+
+    capsys.readouterr()
+    assert main(["tune", str(suite), "--algorithms", "omgia", "--dry-run", *common]) == 2
+    assert "omiga" in capsys.readouterr().err  # the closest name
+    assert main(["sweep", str(suite), "--tasks", "mpe/spread-expert", "--dry-run"]) == 2
+    other = write_suite(tmp_path / "o.yaml", algorithms=["bc", "omiga"], tuning={"seeds": [101]})
+    assert main(["tune", str(other), *common]) == 2
+    assert "tuning_seeds" in capsys.readouterr().err
+    assert not list(grid.rglob("seed_101"))  # refused before anything trained

@@ -189,7 +189,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from marlbench.sweep import Suite, describe_plan, expand, run_sweep
     from marlbench.tuning import load_tuned
 
-    suite = Suite.load(args.suite)
+    suite = Suite.load(args.suite).subset(args.tasks, args.algorithms)
     results = Path(args.results)
     tuned = load_tuned(args.tuned) if args.tuned else None
     if args.dry_run:
@@ -214,7 +214,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from marlbench.sweep import Suite, describe_plan, expand
     from marlbench.tuning import tune, tuning_suite
 
-    suite = Suite.load(args.suite)
+    suite = Suite.load(args.suite).subset(args.tasks, args.algorithms)
     out = Path(args.out or f"configs/tuned/{suite.profile}.yaml")
     results = Path(args.results)
     if args.dry_run:
@@ -229,7 +229,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
             print(f"  failed: {label}: {error}")
         print("some tuning runs failed; re-run the same command to retry them (complete ones are skipped)")
         return 1
-    print(f"tuned {len(selection['values'])} algorithms on {len(suite.tasks)} tasks, "
+    print(f"tuned {len(selection['values'])} algorithms on {len(selection['tasks'])} tasks, "
           f"{selection['trials_per_task']} trials per task on seeds {selection['tuning_seeds']} -> {out}")
     for algo, tasks in selection["values"].items():
         for task, values in tasks.items():
@@ -649,6 +649,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "configs/tuned/quick.yaml), or `paper`: the paper's published values (App. E, F.1); records "
                        "say so")
     sweep.add_argument("--dry-run", action="store_true", help="list the seeds and their status, run nothing")
+    sweep.add_argument("--tasks", nargs="+", metavar="TASK", help="only these of the suite's tasks")
+    sweep.add_argument("--algorithms", nargs="+", metavar="ALGO", help="only these of the suite's algorithms (a "
+                     "name keeps its variants; name:label picks one)")
     sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
     sweep.set_defaults(func=cmd_sweep)
 
@@ -667,6 +670,9 @@ def build_parser() -> argparse.ArgumentParser:
     tune_p.add_argument("--retries", type=int, default=1)
     tune_p.add_argument("--device", default="cpu")
     tune_p.add_argument("--dry-run", action="store_true", help="list the grid's runs and their status")
+    tune_p.add_argument("--tasks", nargs="+", metavar="TASK", help="only these of the suite's tasks")
+    tune_p.add_argument("--algorithms", nargs="+", metavar="ALGO", help="only these of the suite's algorithms (a "
+                     "name keeps its variants; name:label picks one)")
     tune_p.add_argument("--no-progress", action="store_true")
     tune_p.set_defaults(func=cmd_tune)
 
