@@ -106,6 +106,7 @@ def select(suite: Suite, results_root: Path) -> dict[str, Any]:
         raise MarlbenchError(f"{len(missing)} tuning runs are not complete (e.g. {missing[0]}); run `marlbench tune` "
                              f"again to finish them")
     chosen: dict[str, dict[str, dict[str, Any]]] = {}
+    at_edge: dict[str, list[str]] = {}
     table: dict[str, dict[str, dict[str, float]]] = {}
     for (algo, task), by_value in scores.items():
         means = {label: statistics.fmean(v) for label, v in by_value.items()}
@@ -113,11 +114,15 @@ def select(suite: Suite, results_root: Path) -> dict[str, Any]:
         best = max(order, key=lambda label: (means[label], -order.index(label)))
         chosen.setdefault(algo, {})[task] = points[best]
         table.setdefault(algo, {})[task] = {label: round(m, 4) for label, m in means.items()}
+        if len(order) > 2 and order.index(best) in (0, len(order) - 1):
+            at_edge.setdefault(algo, []).append(task)
     return {
         **protocol_header(suite),
         "selected_by": "best mean final score (normalised where the task has references) over the tuning seeds",
         "untuned": sorted({e.name for e in suite.algorithms if not grid_points(e.name)}),
         "values": chosen, "scores": table,
+        # the best value is the grid's first or last: the optimum may lie outside the grid (widen it to know)
+        "at_grid_edge": at_edge,
     }
 
 
@@ -168,11 +173,17 @@ def merge_selection(selection: dict[str, Any], out: Path) -> dict[str, Any]:
     old = check_mergeable({k: selection[k] for k in HEADER_KEYS}, out)
     if not old:
         return selection
+    fresh = {(algo, task) for algo, per_task in selection["values"].items() for task in per_task}
     for key in ("values", "scores"):
         merged = {algo: dict(per_task) for algo, per_task in (old.get(key) or {}).items()}
         for algo, per_task in selection[key].items():
             merged.setdefault(algo, {}).update(per_task)
         selection[key] = merged
+    edges = {(algo, task) for algo, tasks in (old.get("at_grid_edge") or {}).items() for task in tasks}
+    edges = {pair for pair in edges if pair not in fresh} | \
+        {(algo, task) for algo, tasks in selection["at_grid_edge"].items() for task in tasks}
+    selection["at_grid_edge"] = {algo: sorted(t for a, t in edges if a == algo)
+                                 for algo in sorted({a for a, _ in edges})}
     selection["untuned"] = sorted(set(old.get("untuned") or []) | set(selection["untuned"]))
     selection["tasks"] = sorted(set(old.get("tasks") or []) | set(selection["tasks"]))
     return selection

@@ -79,6 +79,9 @@ def test_tune_selects_by_score_and_tuned_runs_say_so(tmp_path, spread_dataset, c
                  "--no-progress"]) == 0
     selection = yaml.safe_load(out.read_text())
     assert selection["trials_per_task"] == 4 and selection["tuning_seeds"] == [100]
+    chosen = [json.dumps(p, sort_keys=True) for p in grid_points("matd3bc")].index(
+        json.dumps(selection["values"]["matd3bc"]["mpe/spread-scripted"], sort_keys=True))
+    assert (selection["at_grid_edge"] == {"matd3bc": ["mpe/spread-scripted"]}) == (chosen in (0, 3))
     assert selection["untuned"] == ["bc"] and set(selection["values"]) == {"matd3bc"}
     scores = selection["scores"]["matd3bc"]["mpe/spread-scripted"]
     best = max(scores, key=scores.get)

@@ -233,7 +233,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
           f"{selection['trials_per_task']} trials per task on seeds {selection['tuning_seeds']} -> {out}")
     for algo, tasks in selection["values"].items():
         for task, values in tasks.items():
-            print(f"  {algo:<10} {task:<32} {values}")
+            edge = "  (best at the grid's edge: the optimum may lie outside it)" \
+                if task in selection["at_grid_edge"].get(algo, []) else ""
+            print(f"  {algo:<10} {task:<32} {values}{edge}")
     if selection["untuned"]:
         print(f"  no grid (defaults): {', '.join(selection['untuned'])}")
     return 0
