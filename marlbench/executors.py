@@ -69,13 +69,14 @@ def _init_worker(queue, parent_pid: int) -> None:
 
 
 def seed_job(algorithm: str, algo_module: str, task: Task, seed: int, resolved: ResolvedConfig, results_root: Path,
-             device: str) -> dict[str, Any]:
+             device: str, wait_if_running: bool = True) -> dict[str, Any]:
     """One seed in a spawned worker. The task arrives pickled; the algorithm registers when its module is imported
     (built-in or plugin alike), so the worker needs no catalogue."""
     importlib.import_module(algo_module)
     queue = _progress_queue
     return run_seed(algorithm, task, seed, resolved, results_root, device, show_bar=False,
-                    progress=lambda step: queue.put((seed, step)), log=lambda line: queue.put(("log", line)))
+                    progress=lambda step: queue.put((seed, step)), log=lambda line: queue.put(("log", line)),
+                    wait_if_running=wait_if_running)
 
 
 def _say(line: str) -> None:

@@ -208,10 +208,12 @@ def run_seed(
     progress: Callable[[int], None] | None = None,
     show_bar: bool = True,
     log: Callable[[str], None] | None = None,
+    wait_if_running: bool = True,
 ) -> dict[str, Any]:
     """Train and evaluate one seed; resume from its checkpoint or return its record if already complete.
     ``task`` is a task object (what executors send to workers) or a registered name. The seed's directory is
-    locked while it trains: an identical command started meanwhile waits for it instead of training it again.
+    locked while it trains: an identical command started meanwhile waits for it instead of training it again
+    (``wait_if_running=False``: raises ``results.SeedBusy`` instead, so a sweep can do other seeds first).
     ``log`` receives one line when the seed is skipped, resumed or waited for."""
     task, algo_cls = get_task(task) if isinstance(task, str) else task, ALGORITHMS.get(algorithm)
     rid, paths = seed_paths(algo_cls, task, resolved, results_root, seed)
@@ -220,7 +222,7 @@ def run_seed(
         if log:
             log(f"seed {seed}: running in another process{f' (pid {pid})' if pid else ''}; waiting for it")
 
-    with seed_lock(paths.dir, on_wait=waiting):
+    with seed_lock(paths.dir, on_wait=waiting, wait=wait_if_running):
         record = completed(paths, seed, log)
         if record is not None:
             if progress:

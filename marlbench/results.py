@@ -95,12 +95,25 @@ class RunPaths:
     final = property(lambda self: self.dir / "final.json")
 
 
+class SeedBusy(Exception):
+    """The seed is being trained by another process (``pid``, when it wrote its id) and the caller chose not to
+    wait: a sweep then comes back to it after its other seeds."""
+
+    def __init__(self, seed_dir: Path, pid: int | None):
+        super().__init__(f"{seed_dir} is being trained by another process{f' (pid {pid})' if pid else ''}")
+        self.seed_dir, self.pid = seed_dir, pid
+
+    def __reduce__(self):  # raised in a worker process, re-raised in the sweep's
+        return SeedBusy, (self.seed_dir, self.pid)
+
+
 @contextmanager
-def seed_lock(seed_dir: Path, on_wait: Callable[[int | None], None] | None = None) -> Iterator[None]:
+def seed_lock(seed_dir: Path, on_wait: Callable[[int | None], None] | None = None,
+              wait: bool = True) -> Iterator[None]:
     """Hold the run directory of one seed exclusively while it trains, so two identical commands never train the
     same seed twice: the second waits (``on_wait(pid of the holder)`` is called once) and then finds the seed
-    complete, or resumes it if the holder was killed (the kernel releases the lock of a dead process).
-    A no-op where ``fcntl`` is missing (Windows)."""
+    complete, or resumes it if the holder was killed (the kernel releases the lock of a dead process). With
+    ``wait=False`` it raises ``SeedBusy`` instead of waiting. A no-op where ``fcntl`` is missing (Windows)."""
     seed_dir.mkdir(parents=True, exist_ok=True)
     if fcntl is None:  # pragma: no cover - Windows
         yield
@@ -110,10 +123,13 @@ def seed_lock(seed_dir: Path, on_wait: Callable[[int | None], None] | None = Non
         try:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip()
+            pid = int(holder) if holder.isdigit() else None
+            if not wait:
+                raise SeedBusy(seed_dir, pid) from None
             if on_wait is not None:
-                f.seek(0)
-                holder = f.read().strip()
-                on_wait(int(holder) if holder.isdigit() else None)
+                on_wait(pid)
             fcntl.flock(f.fileno(), fcntl.LOCK_EX)
         f.seek(0)
         f.truncate()

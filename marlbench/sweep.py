@@ -43,13 +43,14 @@ from marlbench.errors import ConfigError, IncompatibleError, MarlbenchError, Una
 from marlbench.executors import default_workers, guarded_pool, progress_queue, seed_job
 from marlbench.protocol import ensure_dataset, run_seed, seed_paths
 from marlbench.registry import ALGORITHMS
-from marlbench.results import RunPaths, atomic_write_json
+from marlbench.results import RunPaths, SeedBusy, atomic_write_json
 from marlbench.tasks import Task, get_task
 
 SUITE_KEYS = {"name", "description", "profile", "steps", "seeds", "first_seed", "algorithms", "tasks", "set",
               "overrides", "imports", "tuning"}
 EXECUTORS = ("local", "ray")
 FAILURE_FILE = "failure.json"
+BUSY_RETRY_SECONDS = 30.0  # how long a seed that another process is training waits before the sweep asks again
 
 
 # ------------------------------------------------------------------------------------------------------- suites
@@ -406,28 +407,45 @@ def _run_local(todo: list[Unit], results_root: Path, device: str, workers: int |
                 progress.write(item[1])
 
     with guarded_pool(workers, queue) as pool:
-        pending = {}
+        pending: dict[Any, Unit] = {}
+        deferred: list[tuple[float, Unit]] = []  # (when to try again, unit): seeds another process is training
+        told: list[Unit] = []  # busy seeds already reported
 
-        def submit(unit: Unit) -> None:
+        def submit(unit: Unit, wait_if_running: bool = False) -> None:
             attempts[unit.label] += 1
             module = ALGORITHMS.get(unit.algorithm).__module__
             future = pool.submit(seed_job, unit.algorithm, module, unit.task, unit.seed, unit.resolved,
-                                 results_root, device)
+                                 results_root, device, wait_if_running)
             pending[future] = unit
 
         for unit in todo:
             submit(unit)
         progress.running = min(workers, len(pending))
         progress.update()
-        while pending:
+        while pending or deferred:
             done, _ = wait(list(pending), timeout=1.0, return_when=FIRST_COMPLETED)
             drain()
             for future in done:
                 unit = pending.pop(future)
                 error = future.exception()
+                if isinstance(error, SeedBusy):  # another sweep trains it: do the others first, then come back
+                    attempts[unit.label] -= 1
+                    if all(u != unit for u in told):
+                        told.append(unit)
+                        progress.write(f"{unit.label}: running in another process"
+                                       f"{f' (pid {error.pid})' if error.pid else ''}; coming back to it later")
+                    deferred.append((time.monotonic() + BUSY_RETRY_SECONDS, unit))
+                    continue
                 trace = "".join(traceback.format_exception(error)) if error else ""
                 if _finish(unit, attempts, retries, error, trace, summary, progress):
                     submit(unit)
+            # a deferred seed is tried again when its time comes; once nothing else is left it waits for the lock
+            # (blocking in one worker), so the sweep still ends with every seed complete
+            block = not pending
+            ready = [u for when, u in deferred if when <= time.monotonic() or block]
+            deferred = [(when, u) for when, u in deferred if all(u is not r for r in ready)]
+            for unit in ready:
+                submit(unit, wait_if_running=block)
             progress.running = min(workers, len(pending))
             progress.update()
         drain()

@@ -162,3 +162,35 @@ def test_dry_run_names_grid_values_and_prices_what_is_left(tmp_path, spread_data
     assert (total, known, unknown) == (5 * 20.0, 5, 0)  # the 5 seeds left, each at the median 20 s
     assert "totals: complete 3, pending 5" in "\n".join(describe_plan(grid, expand(grid, results_root=results),
                                                                        results))
+
+
+def test_a_seed_another_process_trains_is_deferred_not_waited_for(tmp_path, spread_dataset, capsys):
+    """Two sweeps over one results directory cooperate: a seed whose lock another process holds is put back, the
+    sweep trains its other seeds meanwhile, and it returns to the busy one (then waiting for it) at the end. Here
+    the test holds seed 0's lock until seed 1 is complete: a sweep that waited for seed 0 first would never get
+    there (the holder gives up after 120 s and the test fails)."""
+    import threading
+
+    from marlbench.results import seed_lock
+
+    suite = Suite.load(write_suite(tmp_path / "s.yaml", seeds=2))
+    results = tmp_path / "r"
+    busy, other = (u.paths for u in expand(suite, results_root=results).units)
+    seen = {}
+
+    def hold() -> None:
+        with seed_lock(busy.dir):
+            deadline = time.time() + 120
+            while time.time() < deadline and not other.final.exists():
+                time.sleep(0.1)
+            seen["other complete while held"] = other.final.exists()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    while not (busy.dir / ".lock").exists():
+        time.sleep(0.01)
+    summary = run_sweep(suite, results, workers=1, show_progress=False)
+    holder.join()
+    assert seen["other complete while held"] and summary.ok
+    assert busy.final.exists() and other.final.exists()
+    assert "coming back to it later" in capsys.readouterr().err
