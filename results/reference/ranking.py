@@ -53,7 +53,8 @@ def convergence(results_dir: Path) -> str:
                          f"{steps[-2] // 1000}k) |")
     lines.append("")
     lines.append("'rising'/'falling': the final score differs from the previous curve point by more than 5 points "
-                 "(curve points use 10 episodes, the final 32, so differences under about 5 are noise).")
+                 "(a rough reading; `marlbench table`'s plateau test, analysis/convergence.py, weighs the last "
+                 "quarter's slope against the evaluations' own noise).")
     return "\n".join(lines)
 
 
@@ -83,16 +84,17 @@ def mechanism(results_dir: Path) -> str:
 
 
 def iqm(results_dir: Path, reps: int = 2000) -> str:
-    """rliable's IQM of each algorithm's normalised scores over the four tiers x its seeds, with 95% stratified
-    bootstrap intervals (analysis/stats.py), for the algorithms that have every tier."""
+    """rliable's IQM of each algorithm's normalised scores over the Spread tiers present x its seeds, with 95%
+    stratified bootstrap intervals (analysis/stats.py), for the algorithms that have every such tier."""
     from marlbench.analysis.stats import aggregate_intervals
 
     runs = read_results(results_dir, curves=False).runs
     runs = runs[runs["task"].isin([f"mpe/spread-{t}" for t in TIERS])]
+    tiers = runs["task"].nunique()
     scores = {}
     for algo, sub in runs.groupby("algorithm"):
         table = sub.pivot_table(index="seed", columns="task", values="normalised_score")
-        if table.shape[1] == len(TIERS) and not table.isna().any().any():
+        if table.shape[1] == tiers and not table.isna().any().any():
             scores[algo] = table.to_numpy()
     intervals = aggregate_intervals(scores, reps=reps)
     lines = ["| algorithm | IQM [95% CI] | mean [95% CI] | runs |", "|---|---|---|---|"]
@@ -100,13 +102,15 @@ def iqm(results_dir: Path, reps: int = 2000) -> str:
         lines.append(f"| {refs.algorithm_label(algo)} | {intervals[algo]['iqm'].fmt()} | "
                      f"{intervals[algo]['mean'].fmt()} | {scores[algo].size} |")
     lines.append("")
-    lines.append(f"IQM and mean over the four Spread tiers x seeds (normalised), 95% stratified-bootstrap "
+    lines.append(f"IQM and mean over {tiers} Spread tier(s) x seeds (normalised), 95% stratified-bootstrap "
                  f"intervals ({reps} resamples, seed 0).")
     return "\n".join(lines)
 
 
 def with_average(scores: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
     tasks = [f"mpe/spread-{t}" for t in TIERS]
+    if not all(t in scores for t in tasks):  # a partial set (tiers still running): no average
+        return scores
     algos = set.intersection(*(set(scores.get(t, {})) for t in tasks))
     return {**scores, "average": {a: float(np.mean([scores[t][a] for t in tasks])) for a in algos}}
 
@@ -144,12 +148,14 @@ def main() -> None:
     printed, corrected = paper_scores(False), paper_scores(True)
     lines = ["| tier | set | ranking | rho vs paper (printed) | rho vs paper (ICQ/OMAR swap corrected) | rho new vs old |",
              "|---|---|---|---|---|---|"]
-    for tier in (*TIERS, "average"):
+    present = [t for t in (*TIERS, "average") if (t if t == "average" else f"mpe/spread-{t}") in sets["new"]]
+    for tier in present:
         task = tier if tier == "average" else f"mpe/spread-{tier}"
         for name, scores in sets.items():
             r_printed, common = rho(scores[task], printed[task])
             r_corrected, _ = rho(scores[task], corrected[task])
-            r_old = f"{rho(sets['new'][task], sets['old'][task])[0]:+.2f}" if name == "new" and "old" in sets else ""
+            r_old = (f"{rho(sets['new'][task], sets['old'][task])[0]:+.2f}"
+                     if name == "new" and task in sets.get("old", {}) else "")
             lines.append(f"| {tier} | {name} | {ranking(scores[task])} | {r_printed:+.2f} | {r_corrected:+.2f} | "
                          f"{r_old} |")
         lines.append(f"| {tier} | paper | {ranking(printed[task])} | | | |")
