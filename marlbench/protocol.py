@@ -36,15 +36,16 @@ from marlbench.results import (
     append_metrics,
     atomic_torch_save,
     atomic_write_json,
+    loaded_versions,
     machine,
     run_id,
     seed_lock,
     truncate_jsonl,
-    versions,
 )
 from marlbench.seeding import seed_everything
 from marlbench.tasks import Task, get_task
 
+loaded_versions()  # the checkout as this process loads its code (records name it, not a later state)
 EVAL_SEED_OFFSET = 1_000_003  # evaluation episodes never share a seed with training randomness
 DIAGNOSTIC_SEED_OFFSET = 2_000_003  # nor do the diagnostic batches
 
@@ -269,7 +270,7 @@ def _train_seed(algo_cls: type[Algorithm], task: Task, seed: int, resolved: Reso
         atomic_write_json(paths.config, {
             "run_id": rid, "algorithm": algo_cls.name, "task": task.name, "seed": seed,
             "profile": resolved.profile, "config": config,
-            "spec": task.spec.to_dict(), "dataset": dataset_info, "device": str(dev), "versions": versions(),
+            "spec": task.spec.to_dict(), "dataset": dataset_info, "device": str(dev), "versions": loaded_versions(),
         })
 
     def save_checkpoint(step: int) -> None:
@@ -342,7 +343,7 @@ def _train_seed(algo_cls: type[Algorithm], task: Task, seed: int, resolved: Reso
         "inference_ms": statistics.median(latency), "inference_ms_iqr": [q[0], q[2]], "inference_calls": len(latency),
         "train_seconds": train_seconds, "eval_seconds": eval_seconds, "diagnostics": final_mechanism,
         "dataset": dataset_info, "config": config, "device": str(dev), "threads": proto.threads,
-        "versions": versions(), "machine": machine(), "resumed_at_steps": resumes,
+        "versions": loaded_versions(), "machine": machine(), "resumed_at_steps": resumes,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "pid": os.getpid(),
     }
     atomic_write_json(paths.final, record)

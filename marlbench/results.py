@@ -11,6 +11,7 @@ them starts a new run while re-running the same command resumes or skips the old
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -173,6 +174,14 @@ def _git(*args: str) -> str | None:
         return out.stdout.strip() if out.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+@functools.cache
+def loaded_versions() -> dict[str, Any]:
+    """``versions()`` as they were when this process first asked, which ``marlbench.protocol`` does on import: the
+    code a long-lived worker runs is what it loaded then, not what the checkout holds when a record is written
+    (a checkout updated mid-run would otherwise be named by records trained with the old code)."""
+    return versions()
 
 
 def versions() -> dict[str, Any]:

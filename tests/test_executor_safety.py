@@ -217,3 +217,28 @@ def test_records_say_whether_the_code_differed_from_the_recorded_commit(tmp_path
     assert versions()["git_dirty"] is False
     (package / "__init__.py").write_text("x = 2\n")
     assert versions() == {**clean, "git_dirty": True}
+
+
+def test_records_name_the_checkout_as_the_code_was_loaded(tmp_path, monkeypatch):
+    """A long-lived worker runs the code it loaded: a checkout edited (or updated) mid-run must not change the
+    commit and state its records name. loaded_versions() is read once per process (marlbench.protocol does it on
+    import); versions() reads the checkout now."""
+    import marlbench
+    from marlbench.results import loaded_versions, versions
+
+    package = tmp_path / "repo" / "marlbench"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("x = 1\n")
+    git = ["git", "-C", str(package.parent), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "c"], check=True)
+    monkeypatch.setattr(marlbench, "__file__", str(package / "__init__.py"))
+    loaded_versions.cache_clear()
+    try:
+        at_load = loaded_versions()
+        assert at_load["git_dirty"] is False
+        (package / "__init__.py").write_text("x = 2\n")  # the checkout changes while the process runs
+        assert loaded_versions() == at_load and versions()["git_dirty"] is True
+    finally:
+        loaded_versions.cache_clear()
