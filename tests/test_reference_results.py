@@ -8,10 +8,11 @@ import pytest
 
 from marlbench import cli
 
-REFERENCE = Path(__file__).resolve().parent.parent / "results" / "reference"
+RESULTS = Path(__file__).resolve().parent.parent / "results"
 
 
 @pytest.mark.slow
-def test_reference_table_regenerates_byte_identical(capsys):
-    assert cli.main(["table", "--results", str(REFERENCE), "--allow-missing"]) == 0
-    assert capsys.readouterr().out == (REFERENCE / "table.md").read_text()
+@pytest.mark.parametrize("root", ["reference", "reference-tuned", "ablations"])
+def test_reference_table_regenerates_byte_identical(capsys, root):
+    assert cli.main(["table", "--results", str(RESULTS / root), "--allow-missing"]) == 0
+    assert capsys.readouterr().out == (RESULTS / root / "table.md").read_text()
