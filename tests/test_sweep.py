@@ -151,7 +151,7 @@ def test_dry_run_names_grid_values_and_prices_what_is_left(tmp_path, spread_data
     assert len(plan.units) == 8  # macflow only (bc has no grid): 4 values x 2 tuning seeds
     lines = describe_plan(grid, plan, results)
     assert [line.split()[:2] for line in lines[1:5]] == [["macflow", f"alpha={a}"] for a in (0.3, 1.0, 3.0, 10.0)]
-    assert lines[-1].endswith("8 seeds have no such record to estimate from")
+    assert lines[-1].startswith("cost: unknown: none of the 8 seeds left has a completed record")
 
     for unit, seconds in zip(plan.units[:3], (10.0, 20.0, 90.0)):  # three complete seeds, of different values
         unit.paths.dir.mkdir(parents=True)
