@@ -616,8 +616,8 @@ def describe_cost(plan: Plan, results_root: Path) -> str:
     if not known and not unknown:
         return "cost: nothing left to run"
     if not known:
-        return (f"cost: unknown: none of the {unknown} seeds left has a completed record of the same algorithm and "
-                f"budget under {results_root} to be priced from")
+        return (f"cost: unknown: none of the {unknown} seeds left has a completed record of the same algorithm, task "
+                f"or benchmark, and budget under {results_root} to be priced from")
     text = (f"cost: about {seconds / 3600:.1f} core-hours for {known} of the {known + unknown} seeds left (median "
             f"train + final-evaluation time of completed records under {results_root} with the same algorithm, "
             f"task or benchmark, and budget)")
