@@ -40,11 +40,12 @@ from marlbench.behaviour.history import RunFiles, read_curve
 from marlbench.behaviour.qmix import QMIX, QMIXConfig
 from marlbench.config import apply_overrides
 from marlbench.errors import ConfigError, MarlbenchError, UnknownNameError
-from marlbench.results import atomic_torch_save, atomic_write_bytes, atomic_write_json, truncate_jsonl, versions
+from marlbench.results import atomic_torch_save, atomic_write_bytes, atomic_write_json, loaded_versions, truncate_jsonl
 from marlbench.seeding import derive_seed
 
 EVAL_SEED = 987_654_321  # the fixed evaluation set (as the MATD3 trainer's)
 ALGORITHM = "QMIX"
+loaded_versions()  # as marlbench.protocol: records name the checkout as the code was loaded
 
 
 @dataclass
@@ -296,7 +297,7 @@ class QMIXTrainer(RunFiles):
                         f.unlink()
                 (self.out / sub).mkdir(parents=True, exist_ok=True)
             atomic_write_json(self.out / "config.json", {
-                "algorithm": ALGORITHM, "trainer": cfg.to_dict(), "spec": spec.to_dict(), "versions": versions(),
+                "algorithm": ALGORITHM, "trainer": cfg.to_dict(), "spec": spec.to_dict(), "versions": loaded_versions(),
                 "command": self.command, "eval_seed": EVAL_SEED, "state_dim": self._state_dim(),
             })
             curve_path.unlink(missing_ok=True)

@@ -42,7 +42,7 @@ from marlbench.behaviour.matd3 import MATD3, MATD3Config
 from marlbench.behaviour.tiers import select_tiers
 from marlbench.config import apply_overrides
 from marlbench.errors import ConfigError, MarlbenchError, UnknownNameError
-from marlbench.results import atomic_torch_save, atomic_write_json, truncate_jsonl, versions
+from marlbench.results import atomic_torch_save, atomic_write_json, loaded_versions, truncate_jsonl
 from marlbench.seeding import derive_seed
 
 EVAL_SEED = 987_654_321  # the fixed evaluation set: the same episodes for every run, seed and checkpoint
@@ -253,7 +253,7 @@ class Trainer(RunFiles):
             (self.out / "replay").mkdir(parents=True, exist_ok=True)
             (self.out / "snapshots").mkdir(parents=True, exist_ok=True)
             atomic_write_json(self.out / "config.json", {
-                "trainer": cfg.to_dict(), "spec": spec.to_dict(), "versions": versions(),
+                "trainer": cfg.to_dict(), "spec": spec.to_dict(), "versions": loaded_versions(),
                 "command": self.command, "eval_seed": EVAL_SEED, "round_steps": self.round_steps,
             })
             curve_path.unlink(missing_ok=True)
