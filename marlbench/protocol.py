@@ -45,7 +45,6 @@ from marlbench.results import (
 from marlbench.seeding import seed_everything
 from marlbench.tasks import Task, get_task
 
-loaded_versions()  # the checkout as this process loads its code (records name it, not a later state)
 EVAL_SEED_OFFSET = 1_000_003  # evaluation episodes never share a seed with training randomness
 DIAGNOSTIC_SEED_OFFSET = 2_000_003  # nor do the diagnostic batches
 

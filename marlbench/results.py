@@ -178,7 +178,7 @@ def _git(*args: str) -> str | None:
 
 @functools.cache
 def loaded_versions() -> dict[str, Any]:
-    """``versions()`` as they were when this process first asked, which ``marlbench.protocol`` does on import: the
+    """``versions()`` as they were when this process first asked, which this module does on import: the
     code a long-lived worker runs is what it loaded then, not what the checkout holds when a record is written
     (a checkout updated mid-run would otherwise be named by records trained with the old code)."""
     return versions()
@@ -197,6 +197,9 @@ def versions() -> dict[str, Any]:
         "torch": torch.__version__,
         "numpy": np.__version__,
     }
+
+
+loaded_versions()  # the checkout as this process loads marlbench: records name it, not a later state
 
 
 def machine() -> dict[str, Any]:

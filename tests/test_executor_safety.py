@@ -221,7 +221,7 @@ def test_records_say_whether_the_code_differed_from_the_recorded_commit(tmp_path
 
 def test_records_name_the_checkout_as_the_code_was_loaded(tmp_path, monkeypatch):
     """A long-lived worker runs the code it loaded: a checkout edited (or updated) mid-run must not change the
-    commit and state its records name. loaded_versions() is read once per process (marlbench.protocol does it on
+    commit and state its records name. loaded_versions() is read once per process (marlbench.results does it on
     import); versions() reads the checkout now."""
     import marlbench
     from marlbench.results import loaded_versions, versions

@@ -45,7 +45,6 @@ from marlbench.seeding import derive_seed
 
 EVAL_SEED = 987_654_321  # the fixed evaluation set (as the MATD3 trainer's)
 ALGORITHM = "QMIX"
-loaded_versions()  # as marlbench.protocol: records name the checkout as the code was loaded
 
 
 @dataclass
