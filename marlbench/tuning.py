@@ -147,9 +147,21 @@ def tune(suite: Suite, results_root: Path, out: Path, executor: str = "local", w
     if not summary.ok:
         return summary, None
     selection = merge_selection(select(suite, results_root), out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out, yaml.safe_dump(selection, sort_keys=False).encode())
+    write_selection(out, selection)
     return summary, selection
+
+
+def write_selection(out: Path, selection: dict[str, Any]) -> None:
+    """Atomically, as plain YAML: a value shared by two tasks is written out twice (`alpha: 10.0`, not `*id002`)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out, yaml.dump(selection, Dumper=_NoAliasDumper, sort_keys=False).encode())
+
+
+class _NoAliasDumper(yaml.SafeDumper):
+    """A SafeDumper that never writes YAML anchors and aliases."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
 
 
 def check_mergeable(header: dict[str, Any], out: Path) -> dict[str, Any]:

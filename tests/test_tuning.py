@@ -10,7 +10,7 @@ from marlbench.cli import main
 from marlbench.errors import ConfigError
 from marlbench.registry import ALGORITHMS
 from marlbench.sweep import Suite, expand
-from marlbench.tuning import check_equal_budget, grid_points, load_tuned, tuning_suite
+from marlbench.tuning import check_equal_budget, grid_points, load_tuned, tuning_suite, write_selection
 
 TINY = {"eval_episodes": 4, "latency_calls": 5, "latency_warmup": 1, "log_every": 20, "eval_every": 20,
         "checkpoint_every": 20, "curve_eval_episodes": 2, "diagnostic_batch": 64}
@@ -128,6 +128,15 @@ def test_run_with_published_values_records_and_tables_say_so(tmp_path, spread_da
     capsys.readouterr()
     assert main(["table", "--results", str(tmp_path), "--reps", "50"]) == 0
     assert "MATD3BC published values (paper App. E/F.1)" in capsys.readouterr().out
+
+
+def test_a_selection_file_reads_without_yaml_aliases(tmp_path):
+    shared = {"alpha": 10.0}  # one value selected for two tasks is one object in memory
+    selection = {"values": {"matd3bc": {"mpe/spread-expert": shared}, "omiga": {"mpe/spread-expert": shared}}}
+    write_selection(tmp_path / "tuned.yaml", selection)
+    text = (tmp_path / "tuned.yaml").read_text()
+    assert "&id" not in text and "*id" not in text and text.count("alpha: 10.0") == 2
+    assert yaml.safe_load(text) == selection
 
 
 def test_a_suite_tuned_part_by_part_accumulates_in_one_file(tmp_path, spread_dataset, capsys):
